@@ -1,0 +1,5 @@
+//! The wire APIs. Each is thin: decode, call `service`, encode.
+
+pub mod reply;
+
+pub use reply::AwsReply;

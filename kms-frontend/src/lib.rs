@@ -1,0 +1,9 @@
+//! kms-frontend: the AWS-KMS-compatible HTTPS front end of hsm-kms.
+//!
+//! Layout (see ARCHITECTURE.md): `server` accepts TLS connections and routes;
+//! `auth` verifies SigV4 and yields a [`principal::Principal`]; `api` decodes
+//! the AWS JSON shapes and calls `service`, which holds the KMS operations and
+//! talks to hsm-daemon only through `hsm_client`; `store` persists.
+
+pub mod api;
+pub mod principal;

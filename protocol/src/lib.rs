@@ -1,0 +1,27 @@
+//! The contract between `kms-frontend` and `hsm-daemon`.
+//!
+//! Both processes compile against this crate and nothing else of each other.
+//! It owns the frame format ([`frame`]), the messages ([`message`]), the
+//! error enum that may cross the socket ([`error`]) and the public header of
+//! ciphertext blobs ([`blob`]), which the frontend reads to route a Decrypt
+//! and the daemon writes and authenticates. It performs no I/O of its own:
+//! the codec plugs into whatever stream the caller owns.
+//!
+//! A connection is: client sends [`ClientHello`], server answers
+//! [`ServerHello`] (or a [`WireError::UnsupportedVersion`] and closes), then
+//! any number of [`RequestFrame`]s and [`ResponseFrame`]s in both directions
+//! at once. Replies carry the id of their request and may come back in any
+//! order.
+
+pub mod blob;
+pub mod error;
+pub mod frame;
+pub mod message;
+
+pub use error::{InvalidReason, WireError};
+pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, decode_body, encode_frame};
+pub use message::{
+    ClientHello, DataKeySpec, EncryptionContext, KeyRef, KeySpec, KeyToken, MAX_PLAINTEXT_LEN,
+    MAX_RANDOM_LEN, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame, SecretBytes,
+    ServerHello, StatusInfo,
+};

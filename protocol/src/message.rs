@@ -1,0 +1,264 @@
+//! Requests and responses, one variant per operation.
+//!
+//! Key material never appears here in the clear except where the operation's
+//! purpose is to hand it out (a data key's plaintext) or take it in (the
+//! plaintext to encrypt); both travel as [`SecretBytes`], which is zeroized
+//! on drop and never printed. CMKs cross only as [`KeyToken`]s, wrapped under
+//! the master key that stays in the daemon.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+/// Version spoken by this build; both sides must agree exactly.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest plaintext Encrypt accepts (AWS KMS's limit).
+pub const MAX_PLAINTEXT_LEN: usize = 4096;
+
+/// Largest GenerateRandom / data key length (AWS KMS's `NumberOfBytes` limit).
+pub const MAX_RANDOM_LEN: u16 = 1024;
+
+/// First frame a client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    pub magic: [u8; 4],
+    pub version: u16,
+}
+
+/// The server's answer to a hello it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHello {
+    pub magic: [u8; 4],
+    pub version: u16,
+}
+
+impl ClientHello {
+    pub const MAGIC: [u8; 4] = *b"HKMS";
+
+    /// The hello of this build.
+    pub fn current() -> Self {
+        Self {
+            magic: Self::MAGIC,
+            version: PROTOCOL_VERSION,
+        }
+    }
+}
+
+impl ServerHello {
+    /// The hello of this build.
+    pub fn current() -> Self {
+        Self {
+            magic: ClientHello::MAGIC,
+            version: PROTOCOL_VERSION,
+        }
+    }
+}
+
+/// Secret bytes on the wire: zeroized on drop, redacted in `Debug`, no
+/// `Clone`. Deserialized straight into an exact-size buffer, so no copy is
+/// left behind by a growing `Vec`.
+#[derive(Default, PartialEq, Eq)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Takes ownership of `bytes`; the caller should not keep other copies.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Borrows the secret. Keep the borrow short.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes([REDACTED; {}])", self.0.len())
+    }
+}
+
+impl Serialize for SecretBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let buf = serde_bytes::ByteBuf::deserialize(d)?;
+        Ok(Self::new(buf.into_vec()))
+    }
+}
+
+/// A CMK version's material wrapped under the master key (AES-KWP), with the
+/// key id, version and spec bound inside. Not secret without the master key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyToken(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl std::fmt::Debug for KeyToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyToken({} bytes)", self.0.len())
+    }
+}
+
+/// Names one version of a CMK and carries its token. The daemon checks that
+/// the token really is that key id and version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRef {
+    pub key_id: String,
+    pub version: u32,
+    pub token: KeyToken,
+}
+
+/// Spec of a CMK's backing key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KeySpec {
+    /// AWS `SYMMETRIC_DEFAULT`: AES-256-GCM.
+    SymmetricDefault,
+}
+
+/// Length of a generated data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataKeySpec {
+    Aes128,
+    Aes256,
+    /// `NumberOfBytes`, 1..=1024.
+    Bytes(u16),
+}
+
+impl DataKeySpec {
+    /// Length in bytes.
+    pub fn byte_len(self) -> usize {
+        match self {
+            Self::Aes128 => 16,
+            Self::Aes256 => 32,
+            Self::Bytes(n) => usize::from(n),
+        }
+    }
+}
+
+/// Encryption context as the client gave it; the daemon sorts it into its
+/// canonical form and refuses duplicate keys.
+pub type EncryptionContext = Vec<(String, String)>;
+
+/// One operation asked of the daemon.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Daemon health and counters.
+    Status,
+    /// Make new key material for `key_id` / `version`; returns its token.
+    CreateKey {
+        key_id: String,
+        version: u32,
+        spec: KeySpec,
+    },
+    /// Seal `plaintext` under `key`, bound to `context`.
+    Encrypt {
+        key: KeyRef,
+        plaintext: SecretBytes,
+        context: EncryptionContext,
+    },
+    /// Open `blob`; `key` must be the version its header names.
+    Decrypt {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+        context: EncryptionContext,
+    },
+    /// A fresh data key, sealed under `key`, with or without its plaintext.
+    GenerateDataKey {
+        key: KeyRef,
+        spec: DataKeySpec,
+        context: EncryptionContext,
+        with_plaintext: bool,
+    },
+    /// Open `blob` under `source` and seal the plaintext under `destination`,
+    /// without the plaintext leaving the daemon.
+    ReEncrypt {
+        source: KeyRef,
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+        source_context: EncryptionContext,
+        destination: KeyRef,
+        destination_context: EncryptionContext,
+    },
+    /// `len` bytes from the OS RNG, 1..=1024.
+    GenerateRandom { len: u16 },
+}
+
+impl Request {
+    /// Short operation name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Status => "Status",
+            Self::CreateKey { .. } => "CreateKey",
+            Self::Encrypt { .. } => "Encrypt",
+            Self::Decrypt { .. } => "Decrypt",
+            Self::GenerateDataKey { .. } => "GenerateDataKey",
+            Self::ReEncrypt { .. } => "ReEncrypt",
+            Self::GenerateRandom { .. } => "GenerateRandom",
+        }
+    }
+}
+
+/// Daemon health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub protocol_version: u16,
+    pub uptime_secs: u64,
+    /// Unwrapped CMK versions held in locked memory right now.
+    pub cached_keys: u32,
+    /// Requests served since start.
+    pub requests: u64,
+    /// Bytes of locked memory the keystore holds.
+    pub locked_bytes: u64,
+}
+
+/// A successful reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    Status(StatusInfo),
+    KeyCreated {
+        token: KeyToken,
+    },
+    Ciphertext {
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+    },
+    Plaintext {
+        plaintext: SecretBytes,
+    },
+    DataKey {
+        plaintext: Option<SecretBytes>,
+        #[serde(with = "serde_bytes")]
+        blob: Vec<u8>,
+    },
+    Random {
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+}
+
+/// A request with the id its reply will carry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+/// The reply to the request with the same id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    pub id: u64,
+    pub result: Result<Response, crate::WireError>,
+}
