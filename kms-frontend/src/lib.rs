@@ -6,4 +6,6 @@
 //! talks to hsm-daemon only through `hsm_client`; `store` persists.
 
 pub mod api;
+pub mod hsm_client;
 pub mod principal;
+pub mod service;
