@@ -1,0 +1,158 @@
+//! The typed, validated `serve` configuration.
+//!
+//! Built once from the command line by [`ServeConfig::from_args`], which
+//! refuses a state directory or master key that group or others can reach
+//! (naming the path, the mode found and the `chmod` that fixes it), a master
+//! key file of the wrong shape, and an unknown socket group. Everything after
+//! start-up takes this struct and never looks at raw arguments again. It holds
+//! no secret: the key itself is read later, into locked memory.
+
+use crate::error::StartupError;
+use crate::keyfile;
+use nix::unistd::{Gid, Group, Uid};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The raw `serve` arguments, as clap parsed them.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Directory holding master.key (must be mode 0700).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: PathBuf,
+    /// Path of the Unix socket to listen on.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) socket: PathBuf,
+    /// A uid allowed to connect (repeatable); default: only our own uid.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub(crate) allow_uids: Vec<u32>,
+    /// Make the socket 0660 and owned by this group.
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) socket_group: Option<String>,
+    /// Development only: start even if key memory cannot be locked or
+    /// excluded from core dumps.
+    #[arg(long)]
+    pub(crate) allow_unlocked_memory: bool,
+}
+
+/// Validated configuration for `serve`.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeConfig {
+    pub(crate) master_key: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) allow_uids: Vec<u32>,
+    pub(crate) socket_group: Option<Gid>,
+    pub(crate) allow_unlocked_memory: bool,
+}
+
+impl ServeConfig {
+    /// Validates `args`.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming what is wrong and how to fix it.
+    pub(crate) fn from_args(args: ServeArgs) -> Result<Self, StartupError> {
+        check_private(&args.state_dir, true)?;
+        let master_key = keyfile::path_in(&args.state_dir);
+        check_private(&master_key, false)?;
+        keyfile::check(&master_key)?;
+        let socket_group = match &args.socket_group {
+            None => None,
+            Some(name) => Some(resolve_group(name)?),
+        };
+        let allow_uids = if args.allow_uids.is_empty() {
+            vec![Uid::current().as_raw()]
+        } else {
+            args.allow_uids
+        };
+        Ok(Self {
+            master_key,
+            socket: args.socket,
+            allow_uids,
+            socket_group,
+            allow_unlocked_memory: args.allow_unlocked_memory,
+        })
+    }
+}
+
+fn resolve_group(name: &str) -> Result<Gid, StartupError> {
+    if let Ok(Some(g)) = Group::from_name(name) {
+        return Ok(g.gid);
+    }
+    name.parse::<u32>()
+        .map(Gid::from_raw)
+        .map_err(|_| StartupError::UnknownGroup(name.to_owned()))
+}
+
+/// Refuses `path` unless it is a directory (or a regular file) that only its
+/// owner can reach.
+fn check_private(path: &Path, dir: bool) -> Result<(), StartupError> {
+    let meta = std::fs::metadata(path).map_err(|e| StartupError::io(path, e))?;
+    if dir && !meta.is_dir() {
+        return Err(StartupError::NotADirectory {
+            path: path.to_owned(),
+            what: "is not a directory (run `hsm-daemon init --state-dir DIR` first)",
+        });
+    }
+    if !dir && !meta.is_file() {
+        return Err(StartupError::NotADirectory {
+            path: path.to_owned(),
+            what: "is not a regular file",
+        });
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(StartupError::LoosePermissions {
+            path: path.to_owned(),
+            mode,
+            fix: if dir { 0o700 } else { 0o600 },
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> ServeArgs {
+        ServeArgs {
+            state_dir: dir.to_owned(),
+            socket: dir.join("s.sock"),
+            allow_uids: vec![],
+            socket_group: None,
+            allow_unlocked_memory: false,
+        }
+    }
+
+    #[test]
+    fn accepts_fresh_state_and_defaults_to_own_uid() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("state");
+        keyfile::init(&dir).expect("init");
+        let cfg = ServeConfig::from_args(args(&dir)).expect("valid");
+        assert_eq!(cfg.allow_uids, vec![Uid::current().as_raw()]);
+    }
+
+    #[test]
+    fn refuses_loose_dir_and_key_with_the_fix() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("state");
+        let key = keyfile::init(&dir).expect("init");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let msg = ServeConfig::from_args(args(&dir))
+            .expect_err("loose key")
+            .to_string();
+        assert!(msg.contains("0640") && msg.contains("chmod 600"), "{msg}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let msg = ServeConfig::from_args(args(&dir))
+            .expect_err("loose dir")
+            .to_string();
+        assert!(msg.contains("0755") && msg.contains("chmod 700"), "{msg}");
+    }
+
+    #[test]
+    fn refuses_missing_state() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        assert!(ServeConfig::from_args(args(&tmp.path().join("nope"))).is_err());
+    }
+}

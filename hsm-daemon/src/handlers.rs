@@ -1,0 +1,199 @@
+//! From a wire [`Request`] to a keystore [`Command`], and from its [`Reply`]
+//! (or error) back to a wire [`Response`] / [`WireError`].
+//!
+//! Sizes are validated here, before anything reaches the keystore: plaintext
+//! 1..=4096 bytes, data keys and random 1..=1024. Each request is logged with
+//! its id, operation, key id and outcome, never with any payload. Socket and
+//! framing concerns are `server`'s; the crypto is the keystore's.
+
+use crate::error::DaemonError;
+use crate::keystore::{Command, KeystoreHandle, Reply};
+use protocol::{
+    DataKeySpec, InvalidReason, MAX_PLAINTEXT_LEN, MAX_RANDOM_LEN, Request, Response, WireError,
+};
+
+/// Serves one request; every failure becomes a [`WireError`].
+pub(crate) async fn handle(
+    keystore: &KeystoreHandle,
+    id: u64,
+    request: Request,
+) -> Result<Response, WireError> {
+    let op = request.name();
+    let key_id = key_id_of(&request).map(str::to_owned);
+    let result = match to_command(request) {
+        Ok(command) => keystore.call(command).await.map(to_response),
+        Err(e) => Err(e),
+    };
+    let key_id = key_id.as_deref().unwrap_or("-");
+    match &result {
+        Ok(_) => tracing::debug!(id, op, key_id, "ok"),
+        Err(e @ (DaemonError::NoSlot | DaemonError::Rng | DaemonError::Crypto(_))) => {
+            tracing::error!(id, op, key_id, error = %e, "failed");
+        }
+        Err(e) => tracing::info!(id, op, key_id, error = %e, "refused"),
+    }
+    result.map_err(|e| e.to_wire())
+}
+
+fn key_id_of(request: &Request) -> Option<&str> {
+    match request {
+        Request::Status | Request::GenerateRandom { .. } => None,
+        Request::CreateKey { key_id, .. } => Some(key_id),
+        Request::Encrypt { key, .. }
+        | Request::Decrypt { key, .. }
+        | Request::GenerateDataKey { key, .. } => Some(&key.key_id),
+        Request::ReEncrypt { source, .. } => Some(&source.key_id),
+    }
+}
+
+fn invalid(reason: InvalidReason) -> DaemonError {
+    DaemonError::InvalidRequest(reason)
+}
+
+fn checked_len(n: usize) -> Result<usize, DaemonError> {
+    if (1..=usize::from(MAX_RANDOM_LEN)).contains(&n) {
+        Ok(n)
+    } else {
+        Err(invalid(InvalidReason::LengthOutOfRange))
+    }
+}
+
+/// Validates sizes and builds the keystore command.
+pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
+    Ok(match request {
+        Request::Status => Command::Status,
+        Request::CreateKey {
+            key_id,
+            version,
+            spec,
+        } => Command::CreateKey {
+            key_id,
+            version,
+            spec,
+        },
+        Request::Encrypt {
+            key,
+            plaintext,
+            context,
+        } => {
+            if plaintext.is_empty() {
+                return Err(invalid(InvalidReason::PlaintextEmpty));
+            }
+            if plaintext.len() > MAX_PLAINTEXT_LEN {
+                return Err(invalid(InvalidReason::PlaintextTooLarge));
+            }
+            Command::Encrypt {
+                key,
+                plaintext,
+                context,
+            }
+        }
+        Request::Decrypt { key, blob, context } => Command::Decrypt { key, blob, context },
+        Request::GenerateDataKey {
+            key,
+            spec,
+            context,
+            with_plaintext,
+        } => {
+            let len = match spec {
+                DataKeySpec::Bytes(n) => checked_len(usize::from(n))?,
+                other => other.byte_len(),
+            };
+            Command::GenerateDataKey {
+                key,
+                len,
+                context,
+                with_plaintext,
+            }
+        }
+        Request::ReEncrypt {
+            source,
+            blob,
+            source_context,
+            destination,
+            destination_context,
+        } => Command::ReEncrypt {
+            source,
+            blob,
+            source_context,
+            destination,
+            destination_context,
+        },
+        Request::GenerateRandom { len } => Command::GenerateRandom {
+            len: checked_len(usize::from(len))?,
+        },
+    })
+}
+
+/// The wire shape of a keystore reply.
+pub(crate) fn to_response(reply: Reply) -> Response {
+    match reply {
+        Reply::Status(s) => Response::Status(s),
+        Reply::Token(token) => Response::KeyCreated { token },
+        Reply::Blob(blob) => Response::Ciphertext { blob },
+        Reply::Plaintext(plaintext) => Response::Plaintext { plaintext },
+        Reply::DataKey { plaintext, blob } => Response::DataKey { plaintext, blob },
+        Reply::Random(bytes) => Response::Random { bytes },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{KeyRef, KeyToken, SecretBytes};
+
+    fn key() -> KeyRef {
+        KeyRef {
+            key_id: "k".into(),
+            version: 1,
+            token: KeyToken(vec![]),
+        }
+    }
+
+    fn reason(r: Request) -> Option<InvalidReason> {
+        match to_command(r) {
+            Err(DaemonError::InvalidRequest(reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn validates_sizes() {
+        let enc = |n: usize| Request::Encrypt {
+            key: key(),
+            plaintext: SecretBytes::new(vec![1; n]),
+            context: vec![],
+        };
+        assert_eq!(reason(enc(0)), Some(InvalidReason::PlaintextEmpty));
+        assert_eq!(reason(enc(1)), None);
+        assert_eq!(reason(enc(4096)), None);
+        assert_eq!(reason(enc(4097)), Some(InvalidReason::PlaintextTooLarge));
+        let rnd = |len| Request::GenerateRandom { len };
+        assert_eq!(reason(rnd(0)), Some(InvalidReason::LengthOutOfRange));
+        assert_eq!(reason(rnd(1024)), None);
+        assert_eq!(reason(rnd(1025)), Some(InvalidReason::LengthOutOfRange));
+        let gdk = |spec| Request::GenerateDataKey {
+            key: key(),
+            spec,
+            context: vec![],
+            with_plaintext: true,
+        };
+        assert_eq!(
+            reason(gdk(DataKeySpec::Bytes(0))),
+            Some(InvalidReason::LengthOutOfRange)
+        );
+        assert_eq!(
+            reason(gdk(DataKeySpec::Bytes(1025))),
+            Some(InvalidReason::LengthOutOfRange)
+        );
+        assert_eq!(reason(gdk(DataKeySpec::Bytes(1024))), None);
+        assert!(matches!(
+            to_command(gdk(DataKeySpec::Aes128)),
+            Ok(Command::GenerateDataKey { len: 16, .. })
+        ));
+        assert!(matches!(
+            to_command(gdk(DataKeySpec::Aes256)),
+            Ok(Command::GenerateDataKey { len: 32, .. })
+        ));
+    }
+}

@@ -1,0 +1,318 @@
+//! The keystore actor: the one owner of the master key and of every unwrapped
+//! CMK version.
+//!
+//! It runs as a single task that takes [`Command`]s on a bounded channel and
+//! answers each on a oneshot, so no key is ever shared between tasks and no
+//! lock is needed. Keys live in a [`KeySlab`] of locked memory allocated once:
+//! slot for the master key, the rest a bounded cache of unwrapped CMK
+//! versions keyed by (key id, version) *and* the exact token bytes, so a
+//! different token for the same id never hits (it is unwrapped and checked
+//! afresh). When the cache is full the oldest entry is wiped and reused. When
+//! every [`KeystoreHandle`] is gone the task ends and the slab is zeroized.
+//! Validation of request sizes and the wire mapping are `handlers`' job.
+
+use crate::crypto;
+use crate::error::DaemonError;
+use crate::secure_mem::{KEY_LEN, KeySlab, Slot};
+use protocol::{
+    EncryptionContext, KeyRef, KeySpec, KeyToken, PROTOCOL_VERSION, SecretBytes, StatusInfo,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+/// Depth of the command queue; senders wait when it is full.
+const QUEUE_DEPTH: usize = 1024;
+
+/// One operation for the keystore, with sizes already validated.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Status,
+    CreateKey {
+        key_id: String,
+        version: u32,
+        spec: KeySpec,
+    },
+    Encrypt {
+        key: KeyRef,
+        plaintext: SecretBytes,
+        context: EncryptionContext,
+    },
+    Decrypt {
+        key: KeyRef,
+        blob: Vec<u8>,
+        context: EncryptionContext,
+    },
+    GenerateDataKey {
+        key: KeyRef,
+        len: usize,
+        context: EncryptionContext,
+        with_plaintext: bool,
+    },
+    ReEncrypt {
+        source: KeyRef,
+        blob: Vec<u8>,
+        source_context: EncryptionContext,
+        destination: KeyRef,
+        destination_context: EncryptionContext,
+    },
+    GenerateRandom {
+        len: usize,
+    },
+}
+
+/// The keystore's answer to a [`Command`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Status(StatusInfo),
+    Token(KeyToken),
+    Blob(Vec<u8>),
+    Plaintext(SecretBytes),
+    DataKey {
+        plaintext: Option<SecretBytes>,
+        blob: Vec<u8>,
+    },
+    Random(Vec<u8>),
+}
+
+struct Envelope {
+    command: Command,
+    reply: oneshot::Sender<Result<Reply, DaemonError>>,
+}
+
+/// A cheap, cloneable way to reach the keystore task.
+#[derive(Debug, Clone)]
+pub(crate) struct KeystoreHandle {
+    tx: mpsc::Sender<Envelope>,
+}
+
+impl KeystoreHandle {
+    /// Sends `command` and waits for its reply.
+    ///
+    /// # Errors
+    /// The command's own error, or [`DaemonError::KeystoreGone`] after shutdown.
+    pub(crate) async fn call(&self, command: Command) -> Result<Reply, DaemonError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Envelope { command, reply })
+            .await
+            .map_err(|_| DaemonError::KeystoreGone)?;
+        rx.await.map_err(|_| DaemonError::KeystoreGone)?
+    }
+}
+
+struct Cached {
+    token: Vec<u8>,
+    slot: Slot,
+}
+
+/// The actor's state. `Debug` shows counts only.
+pub(crate) struct Keystore {
+    slab: KeySlab,
+    master: Slot,
+    cache: HashMap<(String, u32), Cached>,
+    order: VecDeque<(String, u32)>,
+    started: Instant,
+    requests: u64,
+}
+
+impl std::fmt::Debug for Keystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keystore")
+            .field("cached_keys", &self.cache.len())
+            .field("requests", &self.requests)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keystore {
+    /// A keystore over `slab`, whose `master` slot already holds the master key.
+    pub(crate) fn new(slab: KeySlab, master: Slot) -> Self {
+        Self {
+            slab,
+            master,
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            started: Instant::now(),
+            requests: 0,
+        }
+    }
+
+    /// Starts the actor task on the current runtime.
+    pub(crate) fn spawn(self) -> (KeystoreHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(self.run(rx));
+        (KeystoreHandle { tx }, task)
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+        while let Some(Envelope { command, reply }) = rx.recv().await {
+            let result = self.execute(command);
+            // The requester may have gone (connection closed): nothing to do.
+            let _ = reply.send(result);
+        }
+        tracing::info!(
+            requests = self.requests,
+            "keystore stopped; wiping key memory"
+        );
+        // `self` drops here: the slab is zeroized, unlocked and unmapped.
+    }
+
+    fn master(&self) -> Result<&[u8; KEY_LEN], DaemonError> {
+        self.slab.key(self.master).ok_or(DaemonError::NoSlot)
+    }
+
+    /// The slot holding `key`'s material, unwrapping and caching it if needed.
+    fn cmk(&mut self, key: &KeyRef) -> Result<Slot, DaemonError> {
+        let name = (key.key_id.clone(), key.version);
+        if let Some(c) = self.cache.get(&name)
+            && c.token == key.token.0
+        {
+            return Ok(c.slot);
+        }
+        let mut material = Zeroizing::new([0u8; KEY_LEN]);
+        crypto::unwrap_token(
+            self.master()?,
+            key,
+            KeySpec::SymmetricDefault,
+            &mut material,
+        )?;
+        let slot = match self.cache.get_mut(&name) {
+            // Same key version, another valid token: replace the entry.
+            Some(c) => {
+                c.token.clone_from(&key.token.0);
+                c.slot
+            }
+            None => {
+                let slot = match self.slab.alloc() {
+                    Some(s) => s,
+                    None => self.evict_oldest()?,
+                };
+                self.cache.insert(
+                    name.clone(),
+                    Cached {
+                        token: key.token.0.clone(),
+                        slot,
+                    },
+                );
+                self.order.push_back(name);
+                slot
+            }
+        };
+        self.slab
+            .key_mut(slot)
+            .ok_or(DaemonError::NoSlot)?
+            .copy_from_slice(material.as_ref());
+        Ok(slot)
+    }
+
+    /// Wipes the oldest cached key and hands its slot over.
+    fn evict_oldest(&mut self) -> Result<Slot, DaemonError> {
+        while let Some(name) = self.order.pop_front() {
+            if let Some(old) = self.cache.remove(&name) {
+                self.slab.release(old.slot);
+                return self.slab.alloc().ok_or(DaemonError::NoSlot);
+            }
+        }
+        Err(DaemonError::NoSlot)
+    }
+
+    fn key(&self, slot: Slot) -> Result<&[u8; KEY_LEN], DaemonError> {
+        self.slab.key(slot).ok_or(DaemonError::NoSlot)
+    }
+
+    /// Runs one command. Synchronous: the crypto takes microseconds.
+    pub(crate) fn execute(&mut self, command: Command) -> Result<Reply, DaemonError> {
+        self.requests = self.requests.saturating_add(1);
+        match command {
+            Command::Status => Ok(Reply::Status(StatusInfo {
+                protocol_version: PROTOCOL_VERSION,
+                uptime_secs: self.started.elapsed().as_secs(),
+                cached_keys: u32::try_from(self.cache.len()).unwrap_or(u32::MAX),
+                requests: self.requests,
+                locked_bytes: self.slab.locked_bytes(),
+            })),
+            Command::CreateKey {
+                key_id,
+                version,
+                spec,
+            } => {
+                let mut material = Zeroizing::new([0u8; KEY_LEN]);
+                crypto::fill_random(material.as_mut())?;
+                crypto::wrap_token(self.master()?, &key_id, version, spec, &material)
+                    .map(Reply::Token)
+            }
+            Command::Encrypt {
+                key,
+                plaintext,
+                context,
+            } => {
+                let slot = self.cmk(&key)?;
+                crypto::seal(
+                    self.key(slot)?,
+                    &key.key_id,
+                    key.version,
+                    plaintext.expose(),
+                    &context,
+                )
+                .map(Reply::Blob)
+            }
+            Command::Decrypt { key, blob, context } => {
+                let slot = self.cmk(&key)?;
+                let mut plain = crypto::open(self.key(slot)?, &key, &blob, &context)?;
+                Ok(Reply::Plaintext(SecretBytes::new(std::mem::take(
+                    &mut *plain,
+                ))))
+            }
+            Command::GenerateDataKey {
+                key,
+                len,
+                context,
+                with_plaintext,
+            } => {
+                let slot = self.cmk(&key)?;
+                let mut data_key = Zeroizing::new(vec![0u8; len]);
+                crypto::fill_random(&mut data_key)?;
+                let blob = crypto::seal(
+                    self.key(slot)?,
+                    &key.key_id,
+                    key.version,
+                    &data_key,
+                    &context,
+                )?;
+                let plaintext =
+                    with_plaintext.then(|| SecretBytes::new(std::mem::take(&mut *data_key)));
+                Ok(Reply::DataKey { plaintext, blob })
+            }
+            Command::ReEncrypt {
+                source,
+                blob,
+                source_context,
+                destination,
+                destination_context,
+            } => {
+                let slot = self.cmk(&source)?;
+                let plain = crypto::open(self.key(slot)?, &source, &blob, &source_context)?;
+                // Opened first: loading the destination may evict the source.
+                let slot = self.cmk(&destination)?;
+                crypto::seal(
+                    self.key(slot)?,
+                    &destination.key_id,
+                    destination.version,
+                    &plain,
+                    &destination_context,
+                )
+                .map(Reply::Blob)
+            }
+            Command::GenerateRandom { len } => {
+                let mut bytes = vec![0u8; len];
+                crypto::fill_random(&mut bytes)?;
+                Ok(Reply::Random(bytes))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! Keystore tests: every operation, the token-exact cache and eviction.
+
+use super::*;
+use protocol::WireError;
+
+fn keystore(slots: u32) -> Keystore {
+    let mut slab = KeySlab::new(slots).expect("map");
+    let master = slab.alloc().expect("slot");
+    slab.key_mut(master).expect("master").fill(0x5A);
+    Keystore::new(slab, master)
+}
+
+fn create(ks: &mut Keystore, id: &str, version: u32) -> KeyRef {
+    let Ok(Reply::Token(token)) = ks.execute(Command::CreateKey {
+        key_id: id.into(),
+        version,
+        spec: KeySpec::SymmetricDefault,
+    }) else {
+        panic!("create failed")
+    };
+    KeyRef {
+        key_id: id.into(),
+        version,
+        token,
+    }
+}
+
+fn encrypt(ks: &mut Keystore, key: &KeyRef, pt: &[u8]) -> Result<Vec<u8>, DaemonError> {
+    match ks.execute(Command::Encrypt {
+        key: key.clone(),
+        plaintext: SecretBytes::new(pt.to_vec()),
+        context: vec![("purpose".into(), "test".into())],
+    })? {
+        Reply::Blob(b) => Ok(b),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn decrypt(ks: &mut Keystore, key: &KeyRef, blob: &[u8]) -> Result<Vec<u8>, DaemonError> {
+    match ks.execute(Command::Decrypt {
+        key: key.clone(),
+        blob: blob.to_vec(),
+        context: vec![("purpose".into(), "test".into())],
+    })? {
+        Reply::Plaintext(p) => Ok(p.expose().to_vec()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn encrypt_decrypt_round_trip_and_cache() {
+    let mut ks = keystore(8);
+    let k = create(&mut ks, "k1", 1);
+    let blob = encrypt(&mut ks, &k, b"hello").expect("encrypt");
+    assert_eq!(decrypt(&mut ks, &k, &blob).expect("decrypt"), b"hello");
+    assert_eq!(ks.cache.len(), 1);
+    let Ok(Reply::Status(s)) = ks.execute(Command::Status) else {
+        panic!("status")
+    };
+    assert_eq!((s.cached_keys, s.requests), (1, 4));
+}
+
+#[test]
+fn another_token_for_a_cached_key_never_hits() {
+    let mut ks = keystore(8);
+    let k = create(&mut ks, "k1", 1);
+    encrypt(&mut ks, &k, b"x").expect("warm the cache");
+    let mut forged = k.clone();
+    forged.token.0[0] ^= 1;
+    let err = encrypt(&mut ks, &forged, b"x").expect_err("forged token");
+    assert_eq!(err.to_wire(), WireError::InvalidToken);
+    // A real token of another key presented under k1's name.
+    let other = create(&mut ks, "k2", 1);
+    let swapped = KeyRef {
+        token: other.token,
+        ..k.clone()
+    };
+    assert_eq!(
+        encrypt(&mut ks, &swapped, b"x")
+            .expect_err("swapped")
+            .to_wire(),
+        WireError::InvalidToken
+    );
+    // The good entry is still there and still works.
+    encrypt(&mut ks, &k, b"x").expect("still fine");
+}
+
+#[test]
+fn full_cache_evicts_oldest_and_keeps_working() {
+    let mut ks = keystore(3); // master + 2 cache slots
+    let keys: Vec<KeyRef> = (0..5)
+        .map(|i| create(&mut ks, &format!("k{i}"), 1))
+        .collect();
+    let blobs: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| encrypt(&mut ks, k, k.key_id.as_bytes()).expect("enc"))
+        .collect();
+    assert_eq!(ks.cache.len(), 2);
+    for (k, b) in keys.iter().zip(&blobs) {
+        assert_eq!(decrypt(&mut ks, k, b).expect("dec"), k.key_id.as_bytes());
+    }
+    assert_eq!(ks.cache.len(), 2);
+}
+
+#[test]
+fn data_keys_and_reencrypt() {
+    let mut ks = keystore(3);
+    let a = create(&mut ks, "a", 1);
+    let b = create(&mut ks, "b", 7);
+    let Ok(Reply::DataKey {
+        plaintext: Some(pt),
+        blob,
+    }) = ks.execute(Command::GenerateDataKey {
+        key: a.clone(),
+        len: 32,
+        context: vec![("purpose".into(), "test".into())],
+        with_plaintext: true,
+    })
+    else {
+        panic!("gdk")
+    };
+    assert_eq!(pt.len(), 32);
+    assert_eq!(decrypt(&mut ks, &a, &blob).expect("dec"), pt.expose());
+    let Ok(Reply::Blob(re)) = ks.execute(Command::ReEncrypt {
+        source: a.clone(),
+        blob: blob.clone(),
+        source_context: vec![("purpose".into(), "test".into())],
+        destination: b.clone(),
+        destination_context: vec![("purpose".into(), "test".into())],
+    }) else {
+        panic!("reencrypt")
+    };
+    assert_eq!(decrypt(&mut ks, &b, &re).expect("dec"), pt.expose());
+    assert!(decrypt(&mut ks, &a, &re).is_err());
+    let Ok(Reply::DataKey {
+        plaintext: None, ..
+    }) = ks.execute(Command::GenerateDataKey {
+        key: a,
+        len: 16,
+        context: vec![],
+        with_plaintext: false,
+    })
+    else {
+        panic!("gdk without plaintext")
+    };
+    let Ok(Reply::Random(r)) = ks.execute(Command::GenerateRandom { len: 1024 }) else {
+        panic!("random")
+    };
+    assert_eq!(r.len(), 1024);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn actor_answers_and_stops_when_handles_drop() {
+    let (handle, task) = keystore(4).spawn();
+    let reply = handle.call(Command::Status).await.expect("status");
+    assert!(matches!(reply, Reply::Status(_)));
+    drop(handle);
+    task.await.expect("actor ends cleanly");
+}

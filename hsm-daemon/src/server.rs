@@ -1,0 +1,280 @@
+//! The Unix socket: binding, peer checks, the handshake and pipelined
+//! connections, and graceful shutdown.
+//!
+//! The socket file is created under umask 0o077 and then set to 0600 (or 0660
+//! and chgrp'd with `--socket-group`). Every accepted connection is checked
+//! with `SO_PEERCRED` against the allowed uids; a refused peer is logged and
+//! dropped. A connection opens with [`ClientHello`] -> [`ServerHello`]; after
+//! that request frames are read continuously, each handed to `handlers` while
+//! earlier ones are still in flight (at most [`MAX_IN_FLIGHT`] per
+//! connection, which is the backpressure), and replies are written as they
+//! complete, batched before each flush. A malformed or oversized frame gets a
+//! reply with id 0 and closes that connection only. On shutdown no new
+//! connection is accepted and each connection stops reading, finishes what is
+//! in flight and closes, within [`SHUTDOWN_GRACE`].
+
+use crate::config::ServeConfig;
+use crate::error::{StartupError, unsupported_version};
+use crate::handlers;
+use crate::keystore::KeystoreHandle;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use protocol::{
+    ClientHello, FrameCodec, FrameError, PROTOCOL_VERSION, RequestFrame, ResponseFrame,
+    ServerHello, WireError, encode_frame,
+};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// Requests one connection may have in flight before reading pauses.
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// How long shutdown waits for connections to finish their requests.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a new connection has to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Writer = FramedWrite<OwnedWriteHalf, FrameCodec<ResponseFrame, RequestFrame>>;
+
+/// Binds the socket, replacing a stale socket file (never another kind of
+/// file), and sets its mode and group.
+///
+/// # Errors
+/// [`StartupError`] when the path is taken by something else or a syscall fails.
+pub(crate) fn bind(cfg: &ServeConfig) -> Result<UnixListener, StartupError> {
+    let path = cfg.socket.as_path();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|e| StartupError::io(path, e))?;
+            info!(path = %path.display(), "removed stale socket file");
+        }
+        Ok(_) => {
+            return Err(StartupError::NotADirectory {
+                path: path.to_owned(),
+                what: "exists and is not a socket; refusing to replace it",
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StartupError::io(path, e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| StartupError::io(path, e))?;
+    let mode = match cfg.socket_group {
+        Some(gid) => {
+            nix::unistd::chown(path, None, Some(gid))
+                .map_err(|e| StartupError::io(path, e.into()))?;
+            0o660
+        }
+        None => 0o600,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| StartupError::io(path, e))?;
+    Ok(listener)
+}
+
+/// Removes the socket file at shutdown (only if it is still a socket).
+pub(crate) fn remove_socket(path: &Path) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+        && let Err(e) = std::fs::remove_file(path)
+    {
+        warn!(path = %path.display(), error = %e, "could not remove socket file");
+    }
+}
+
+/// Accepts connections until `shutdown` turns true, then drains them.
+pub(crate) async fn serve(
+    listener: UnixListener,
+    allow_uids: Vec<u32>,
+    keystore: KeystoreHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let allow: Arc<[u32]> = allow_uids.into();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    if let Some(span) = admit(&stream, &allow) {
+                        let conn = connection(stream, keystore.clone(), shutdown.clone());
+                        conns.spawn(conn.instrument(span));
+                    }
+                }
+                Err(e) => {
+                    // e.g. EMFILE: do not spin; the backlog keeps the peer waiting.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    drop(keystore);
+    info!(
+        connections = conns.len(),
+        "shutting down: draining connections"
+    );
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            connections = conns.len(),
+            "connections still busy after the grace period; closing them"
+        );
+        conns.shutdown().await;
+    }
+}
+
+/// Checks the peer's uid; returns the connection's log span if allowed.
+fn admit(stream: &UnixStream, allow: &[u32]) -> Option<tracing::Span> {
+    let cred = match stream.peer_cred() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "no peer credentials; dropping connection");
+            return None;
+        }
+    };
+    let pid = cred.pid().unwrap_or(0);
+    if !allow.contains(&cred.uid()) {
+        warn!(
+            uid = cred.uid(),
+            pid, "refused connection from a uid that is not allowed"
+        );
+        return None;
+    }
+    debug!(uid = cred.uid(), pid, "connection accepted");
+    Some(info_span!("conn", uid = cred.uid(), pid))
+}
+
+/// The reply frame for a frame that could not be read.
+fn frame_error(e: &FrameError) -> Option<WireError> {
+    match e {
+        FrameError::TooLarge(_) => Some(WireError::FrameTooLarge),
+        FrameError::Malformed | FrameError::TrailingBytes(_) => Some(WireError::MalformedFrame),
+        FrameError::Io(_) => None,
+    }
+}
+
+async fn send_error(writer: &mut Writer, error: WireError) {
+    let frame = ResponseFrame {
+        id: 0,
+        result: Err(error),
+    };
+    let _ = writer.send(frame).await;
+}
+
+/// Runs one connection to the end.
+async fn connection(
+    stream: UnixStream,
+    keystore: KeystoreHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (rd, mut wr) = stream.into_split();
+    let mut hello_reader = FramedRead::new(rd, FrameCodec::<ResponseFrame, ClientHello>::new());
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, hello_reader.next()).await {
+        Ok(Some(Ok(hello))) => hello,
+        Ok(Some(Err(e))) => {
+            warn!(error = %e, "bad hello frame; closing");
+            if let Some(err) = frame_error(&e) {
+                send_error(&mut FramedWrite::new(wr, FrameCodec::new()), err).await;
+            }
+            return;
+        }
+        Ok(None) => return,
+        Err(_) => {
+            info!("no hello in time; closing");
+            return;
+        }
+    };
+    if hello.magic != ClientHello::MAGIC || hello.version != PROTOCOL_VERSION {
+        warn!(version = hello.version, "unsupported client hello; closing");
+        let err = if hello.magic == ClientHello::MAGIC {
+            unsupported_version()
+        } else {
+            WireError::MalformedFrame
+        };
+        send_error(&mut FramedWrite::new(wr, FrameCodec::new()), err).await;
+        return;
+    }
+    let Ok(server_hello) = encode_frame(&ServerHello::current()) else {
+        return;
+    };
+    if wr.write_all(&server_hello).await.is_err() {
+        return;
+    }
+    // Keeps whatever the client already pipelined behind its hello.
+    let mut reader = hello_reader.map_decoder(|_| FrameCodec::<ResponseFrame, RequestFrame>::new());
+    let mut writer: Writer = FramedWrite::new(wr, FrameCodec::new());
+    let mut in_flight = FuturesUnordered::new();
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                // Batch every reply that is ready now into one flush.
+                let mut ok = write_reply(&mut writer, done).await;
+                while ok && let Some(Some(more)) = in_flight.next().now_or_never() {
+                    ok = write_reply(&mut writer, more).await;
+                }
+                if !ok || writer.flush().await.is_err() {
+                    debug!("peer stopped reading; closing");
+                    return;
+                }
+            }
+            frame = reader.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match frame {
+                Some(Ok(frame)) => in_flight.push(dispatch(&keystore, frame)),
+                Some(Err(e)) => {
+                    match frame_error(&e) {
+                        Some(err) => {
+                            warn!(error = %e, "bad frame; closing this connection");
+                            send_error(&mut writer, err).await;
+                        }
+                        None => debug!(error = %e, "read failed; closing"),
+                    }
+                    return;
+                }
+                None => reading = false,
+            },
+            _ = shutdown.changed(), if reading => reading = false,
+        }
+        if !reading && in_flight.is_empty() {
+            let _ = writer.flush().await;
+            debug!("connection finished");
+            return;
+        }
+    }
+}
+
+async fn dispatch(keystore: &KeystoreHandle, frame: RequestFrame) -> ResponseFrame {
+    let RequestFrame { id, request } = frame;
+    let result = handlers::handle(keystore, id, request).await;
+    ResponseFrame { id, result }
+}
+
+/// Queues one reply; false when the connection is broken.
+async fn write_reply(writer: &mut Writer, frame: ResponseFrame) -> bool {
+    let id = frame.id;
+    match writer.feed(frame).await {
+        Ok(()) => true,
+        // Nothing was written for an unencodable reply: answer Internal.
+        Err(FrameError::TooLarge(_) | FrameError::Malformed) => {
+            warn!(id, "reply could not be encoded");
+            let fallback = ResponseFrame {
+                id,
+                result: Err(WireError::Internal),
+            };
+            writer.feed(fallback).await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
