@@ -30,6 +30,8 @@ pub struct RawRequest {
     pub sign_as: Option<String>,
     /// HTTP/1.1 instead of HTTP/2.
     pub http1: bool,
+    /// Send this body instead of the signed one (a request altered in flight).
+    pub body_override: Option<Vec<u8>>,
 }
 
 impl RawRequest {
@@ -44,6 +46,7 @@ impl RawRequest {
             body: body.into(),
             sign_as: Some("alice".into()),
             http1: false,
+            body_override: None,
         }
     }
 
@@ -57,6 +60,7 @@ impl RawRequest {
             body: Vec::new(),
             sign_as: None,
             http1: false,
+            body_override: None,
         }
     }
 
@@ -68,6 +72,18 @@ impl RawRequest {
 
     pub fn unsigned(mut self) -> Self {
         self.sign_as = None;
+        self
+    }
+
+    /// Sign as principal `who`.
+    pub fn signed_as(mut self, who: &str) -> Self {
+        self.sign_as = Some(who.into());
+        self
+    }
+
+    /// Sign `self.body` but send `body`.
+    pub fn send_body_instead(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body_override = Some(body.into());
         self
     }
 
@@ -185,6 +201,15 @@ impl TestEnv {
             .expect("signable request");
             let (instructions, _sig) = sign(signable, &params).expect("sign").into_parts();
             instructions.apply_to_request_http1x(&mut request);
+        }
+        if let Some(other) = &req.body_override {
+            *request.body_mut() = Full::new(Bytes::from(other.clone()));
+            if req.http1 {
+                request.headers_mut().insert(
+                    http::header::CONTENT_LENGTH,
+                    http::HeaderValue::from(other.len()),
+                );
+            }
         }
 
         let tcp = tokio::net::TcpStream::connect(&authority)
