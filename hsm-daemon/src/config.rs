@@ -87,13 +87,13 @@ fn resolve_group(name: &str) -> Result<Gid, StartupError> {
 fn check_private(path: &Path, dir: bool) -> Result<(), StartupError> {
     let meta = std::fs::metadata(path).map_err(|e| StartupError::io(path, e))?;
     if dir && !meta.is_dir() {
-        return Err(StartupError::NotADirectory {
+        return Err(StartupError::WrongKind {
             path: path.to_owned(),
             what: "is not a directory (run `hsm-daemon init --state-dir DIR` first)",
         });
     }
     if !dir && !meta.is_file() {
-        return Err(StartupError::NotADirectory {
+        return Err(StartupError::WrongKind {
             path: path.to_owned(),
             what: "is not a regular file",
         });

@@ -76,8 +76,9 @@ pub(crate) enum StartupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A path is not what it must be (not a directory, not a socket, taken).
     #[error("{}: {what}", path.display())]
-    NotADirectory { path: PathBuf, what: &'static str },
+    WrongKind { path: PathBuf, what: &'static str },
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
     #[error("OS RNG failed")]

@@ -45,7 +45,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 type Writer = FramedWrite<OwnedWriteHalf, FrameCodec<ResponseFrame, RequestFrame>>;
 
 /// Binds the socket, replacing a stale socket file (never another kind of
-/// file), and sets its mode and group.
+/// file, nor a socket someone is still listening on), and sets its mode and
+/// group.
 ///
 /// # Errors
 /// [`StartupError`] when the path is taken by something else or a syscall fails.
@@ -53,11 +54,17 @@ pub(crate) fn bind(cfg: &ServeConfig) -> Result<UnixListener, StartupError> {
     let path = cfg.socket.as_path();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(StartupError::WrongKind {
+                    path: path.to_owned(),
+                    what: "another process is listening on this socket; refusing to take it over",
+                });
+            }
             std::fs::remove_file(path).map_err(|e| StartupError::io(path, e))?;
             info!(path = %path.display(), "removed stale socket file");
         }
         Ok(_) => {
-            return Err(StartupError::NotADirectory {
+            return Err(StartupError::WrongKind {
                 path: path.to_owned(),
                 what: "exists and is not a socket; refusing to replace it",
             });
@@ -181,7 +188,11 @@ async fn connection(
 ) {
     let (rd, mut wr) = stream.into_split();
     let mut hello_reader = FramedRead::new(rd, FrameCodec::<ResponseFrame, ClientHello>::new());
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, hello_reader.next()).await {
+    let first = tokio::select! {
+        first = tokio::time::timeout(HELLO_TIMEOUT, hello_reader.next()) => first,
+        _ = shutdown.changed() => return,
+    };
+    let hello = match first {
         Ok(Some(Ok(hello))) => hello,
         Ok(Some(Err(e))) => {
             warn!(error = %e, "bad hello frame; closing");

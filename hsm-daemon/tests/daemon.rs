@@ -414,3 +414,36 @@ fn init_refuses_to_overwrite() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
     assert_eq!(std::fs::read(state.join("master.key")).unwrap(), key);
 }
+
+#[test]
+fn refuses_to_take_over_a_live_socket() {
+    let d = Daemon::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    assert!(init(&state).status.success());
+    let out = Command::new(BIN)
+        .args(["serve", "--state-dir"])
+        .arg(&state)
+        .arg("--socket")
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another process is listening"));
+    let mut s = d.connect();
+    assert!(call(&mut s, 1, Request::Status).is_ok());
+}
+
+#[test]
+fn idle_connections_do_not_delay_shutdown() {
+    let mut d = Daemon::start(&[]);
+    let _no_hello = d.connect_raw();
+    let _idle = d.connect();
+    let started = Instant::now();
+    assert!(d.terminate().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
