@@ -364,6 +364,19 @@ fn key_memory_is_locked() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(kb > 0, "VmLck is 0:\n{status}");
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", d.child.id())).unwrap();
+    assert!(
+        smaps.lines().any(|l| l.starts_with("VmFlags:")
+            && l.split_whitespace().any(|f| f == "lo")
+            && l.split_whitespace().any(|f| f == "dd")),
+        "no mapping is both locked and excluded from dumps"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
 }
 
 #[test]
@@ -446,4 +459,40 @@ fn idle_connections_do_not_delay_shutdown() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn socket_group_makes_it_group_accessible() {
+    let d = Daemon::start(&["--socket-group", "0"]);
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 0);
+}
+
+#[test]
+fn sigterm_answers_requests_already_in_flight() {
+    let mut d = Daemon::start(&[]);
+    let mut s = d.connect();
+    let key = create_key(&mut s, "drain");
+    const N: u64 = 200;
+    let mut batch = Vec::new();
+    for id in 10..10 + N {
+        let request = Request::Encrypt {
+            key: key.clone(),
+            plaintext: SecretBytes::new(vec![7; 64]),
+            context: vec![],
+        };
+        batch.extend(encode_frame(&RequestFrame { id, request }).unwrap());
+    }
+    s.write_all(&batch).unwrap();
+    let first: ResponseFrame = recv(&mut s).unwrap();
+    assert!(first.result.is_ok());
+    nix_kill(d.child.id(), "TERM");
+    let mut answered = 1;
+    while let Some(reply) = recv::<ResponseFrame>(&mut s) {
+        assert!(reply.result.is_ok(), "{reply:?}");
+        answered += 1;
+    }
+    assert!(answered <= N);
+    assert!(d.terminate().success());
 }
