@@ -1,9 +1,29 @@
-//! STUB, to be replaced by the KMS work: the KMS operations as plain async
-//! functions over typed requests. The signatures below are the contract
-//! `server` codes against.
+//! The KMS operations as plain async functions over typed requests, free of
+//! HTTP: `api/aws_json` (and later the REST API and kmsctl) decode into these
+//! types and encode what they return.
+//!
+//! Layout: [`keys`] (key lifecycle), [`crypto`] (Encrypt, Decrypt, data
+//! keys, ReEncrypt, GenerateRandom), [`aliases`], `resolve` (KeyId forms,
+//! ownership, key state) and `cache` (the in-memory view of the store).
+//!
+//! Reads come from the cache. Writes run on a blocking thread under one
+//! writer lock: check against the cache, commit to the store, then update
+//! the cache, all in one closure, so a cancelled request can never leave the
+//! cache and the database apart, and the reply goes out only after commit.
 
-use crate::hsm_client::HsmClient;
+pub mod aliases;
+mod cache;
+pub mod crypto;
+pub mod keys;
+mod resolve;
+
+use crate::error::KmsError;
+use crate::hsm_client::{HsmClient, HsmError};
+use crate::store::{SqliteStore, Store, StoreError};
+use cache::Cache;
+use protocol::{Request, Response};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Settings the service needs from the frontend's config.
 #[derive(Debug, Clone)]
@@ -14,10 +34,34 @@ pub struct KmsSettings {
     pub account_id: String,
 }
 
+/// State shared with blocking write tasks.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub region: String,
+    pub account_id: String,
+    pub cache: Cache,
+    store: Arc<dyn Store>,
+    writer: Mutex<()>,
+}
+
+impl Core {
+    /// Runs a store write; maps its failure to a logged internal error.
+    pub(crate) fn commit(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<(), StoreError>,
+    ) -> Result<(), KmsError> {
+        f(self.store.as_ref()).map_err(|e| {
+            tracing::error!(error = %e, "store write failed");
+            KmsError::Internal(format!("store write failed: {e}"))
+        })
+    }
+}
+
 /// The KMS: store, caches and the HSM client. Shared by all requests.
 #[derive(Debug)]
 pub struct Kms {
     hsm: HsmClient,
+    core: Arc<Core>,
 }
 
 /// Why the service could not start.
@@ -27,18 +71,147 @@ pub enum OpenError {
     Store(String),
 }
 
+/// Now, in Unix seconds.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 impl Kms {
     /// Opens the store (creating and migrating it) and loads its caches.
     ///
     /// # Errors
     /// [`OpenError`] when the database cannot be opened or migrated.
     pub async fn open(settings: KmsSettings, hsm: HsmClient) -> Result<Self, OpenError> {
-        let _ = settings;
-        Ok(Self { hsm })
+        let path = settings.db_path.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+            .await
+            .map_err(|e| OpenError::Store(e.to_string()))?
+            .map_err(|e| OpenError::Store(e.to_string()))?;
+        Self::with_store(settings.region, settings.account_id, Arc::new(store), hsm).await
+    }
+
+    /// A KMS over any store (tests, other backends).
+    ///
+    /// # Errors
+    /// [`OpenError`] when the store cannot be read.
+    pub async fn with_store(
+        region: String,
+        account_id: String,
+        store: Arc<dyn Store>,
+        hsm: HsmClient,
+    ) -> Result<Self, OpenError> {
+        let loader = Arc::clone(&store);
+        let snap = tokio::task::spawn_blocking(move || loader.load())
+            .await
+            .map_err(|e| OpenError::Store(e.to_string()))?
+            .map_err(|e| OpenError::Store(e.to_string()))?;
+        Ok(Self {
+            hsm,
+            core: Arc::new(Core {
+                region,
+                account_id,
+                cache: Cache::from_snapshot(snap),
+                store,
+                writer: Mutex::new(()),
+            }),
+        })
     }
 
     /// The HSM client, for health checks.
     pub fn hsm(&self) -> &HsmClient {
         &self.hsm
     }
+
+    /// The region this KMS answers for.
+    pub fn region(&self) -> &str {
+        &self.core.region
+    }
+
+    /// The account that owns this KMS's keys.
+    pub fn account_id(&self) -> &str {
+        &self.core.account_id
+    }
+
+    async fn hsm_call(&self, request: Request) -> Result<Response, HsmError> {
+        self.hsm.call(request).await
+    }
+
+    /// Runs `f` on a blocking thread under the writer lock. `f` checks
+    /// against the cache, commits, and updates the cache; it runs to the end
+    /// even if the request is cancelled.
+    async fn write<R, F>(&self, f: F) -> Result<R, KmsError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Core) -> Result<R, KmsError> + Send + 'static,
+    {
+        let core = Arc::clone(&self.core);
+        tokio::task::spawn_blocking(move || {
+            let _writer = core.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&core)
+        })
+        .await
+        .map_err(|e| KmsError::Internal(format!("write task failed: {e}")))?
+    }
 }
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Present when `truncated`.
+    pub next_marker: Option<String>,
+    pub truncated: bool,
+}
+
+/// Default and largest `Limit` of a listing.
+pub(crate) const DEFAULT_LIMIT: i64 = 100;
+pub(crate) const MAX_LIMIT: i64 = 1000;
+
+/// Pages `items` (sorted by `name`) after the opaque `marker`.
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str,
+    marker: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Page<T>, KmsError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(KmsError::Validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy \
+             constraint: Member must have value between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let after = match marker {
+        None => None,
+        Some(m) => {
+            let bad = || {
+                KmsError::InvalidMarker(
+                    "The Marker is not valid; use the NextMarker of the previous response".into(),
+                )
+            };
+            let bytes = URL_SAFE_NO_PAD.decode(m).map_err(|_| bad())?;
+            Some(String::from_utf8(bytes).map_err(|_| bad())?)
+        }
+    };
+    let limit = usize::try_from(limit).unwrap_or(100);
+    let mut rest = items
+        .into_iter()
+        .filter(|t| after.as_deref().is_none_or(|a| name(t) > a));
+    let page: Vec<T> = rest.by_ref().take(limit).collect();
+    let truncated = rest.next().is_some();
+    let next_marker = if truncated {
+        page.last().map(|t| URL_SAFE_NO_PAD.encode(name(t)))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: page,
+        next_marker,
+        truncated,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Persistence of keys, key versions (tokens) and aliases behind the
+//! [`Store`] trait, with the SQLite implementation in [`sqlite`].
+//!
+//! The store holds rows, not rules: key states, ownership and limits are
+//! `service`'s. Methods are synchronous; `service` runs writes on
+//! `tokio::task::spawn_blocking`. A method returns only after its
+//! transaction committed, so the caller may acknowledge on `Ok`.
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use protocol::KeyToken;
+
+/// Lifecycle state of a key, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+}
+
+impl KeyState {
+    /// The AWS name, also the stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enabled => "Enabled",
+            Self::Disabled => "Disabled",
+            Self::PendingDeletion => "PendingDeletion",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Enabled" => Some(Self::Enabled),
+            "Disabled" => Some(Self::Disabled),
+            "PendingDeletion" => Some(Self::PendingDeletion),
+            _ => None,
+        }
+    }
+}
+
+/// One row of `keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub key_id: String,
+    pub arn: String,
+    pub owner_arn: String,
+    pub description: String,
+    pub key_spec: String,
+    pub key_usage: String,
+    pub origin: String,
+    pub key_state: KeyState,
+    /// Unix seconds.
+    pub creation_date: i64,
+    pub enabled: bool,
+    /// Unix seconds; set while pending deletion.
+    pub deletion_date: Option<i64>,
+    pub pending_window_days: Option<i64>,
+    pub current_version: u32,
+}
+
+/// One row of `key_versions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    pub key_id: String,
+    pub version: u32,
+    pub token: KeyToken,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One row of `aliases`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasRow {
+    /// `alias/...`
+    pub alias_name: String,
+    pub target_key_id: String,
+    /// Unix seconds.
+    pub creation_date: i64,
+    /// Unix seconds.
+    pub last_updated_date: i64,
+}
+
+/// Everything in the store, as loaded at start.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub keys: Vec<KeyRow>,
+    pub versions: Vec<VersionRow>,
+    pub aliases: Vec<AliasRow>,
+}
+
+/// Why a store operation failed. The text is for logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A unique or foreign-key constraint refused the write.
+    #[error("constraint violated: {0}")]
+    Conflict(String),
+    /// The row to update or delete does not exist.
+    #[error("no such row: {0}")]
+    Missing(String),
+    /// Stored data that does not parse.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database's schema is newer than this build.
+    #[error("schema version {found} is newer than this build's {supported}")]
+    TooNew { found: i64, supported: i64 },
+}
+
+/// Persistence of the KMS's state. Every write is one transaction.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Reads everything.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure or a row that does not parse.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+
+    /// Inserts a new key together with its first version.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key id exists.
+    fn insert_key(&self, key: &KeyRow, version: &VersionRow) -> Result<(), StoreError>;
+
+    /// Rewrites the mutable columns of an existing key.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the key does not exist.
+    fn update_key(&self, key: &KeyRow) -> Result<(), StoreError>;
+
+    /// Inserts a new alias.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name exists or the target key does not.
+    fn insert_alias(&self, alias: &AliasRow) -> Result<(), StoreError>;
+
+    /// Rewrites an existing alias's target and update time.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the alias does not exist.
+    fn update_alias(&self, alias: &AliasRow) -> Result<(), StoreError>;
+
+    /// Deletes an alias.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the alias does not exist.
+    fn delete_alias(&self, alias_name: &str) -> Result<(), StoreError>;
+}

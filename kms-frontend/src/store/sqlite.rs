@@ -1,0 +1,436 @@
+//! The SQLite [`Store`]: one connection (one writer), WAL,
+//! `synchronous=FULL`, foreign keys on, a `schema_version` table and
+//! forward-only migrations. The database file is created with mode 0600.
+
+use super::{AliasRow, KeyRow, KeyState, Snapshot, Store, StoreError, VersionRow};
+use protocol::KeyToken;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Migrations in order; entry `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE keys (
+    key_id              TEXT PRIMARY KEY NOT NULL,
+    arn                 TEXT NOT NULL,
+    owner_arn           TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    key_spec            TEXT NOT NULL,
+    key_usage           TEXT NOT NULL,
+    origin              TEXT NOT NULL,
+    key_state           TEXT NOT NULL,
+    creation_date       INTEGER NOT NULL,
+    enabled             INTEGER NOT NULL,
+    deletion_date       INTEGER,
+    pending_window_days INTEGER,
+    current_version     INTEGER NOT NULL
+);
+CREATE TABLE key_versions (
+    key_id     TEXT NOT NULL REFERENCES keys(key_id),
+    version    INTEGER NOT NULL,
+    token      BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, version)
+);
+CREATE TABLE aliases (
+    alias_name        TEXT PRIMARY KEY NOT NULL,
+    target_key_id     TEXT NOT NULL REFERENCES keys(key_id),
+    creation_date     INTEGER NOT NULL,
+    last_updated_date INTEGER NOT NULL
+);
+CREATE INDEX keys_owner ON keys(owner_arn);
+CREATE INDEX aliases_target ON aliases(target_key_id);
+"];
+
+/// SQLite-backed store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating with mode 0600 if absent) and migrates the database.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be created or opened, or the
+    /// schema is newer than this build.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Create the file ourselves so it never exists with a looser mode.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        drop(file);
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Self {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half transaction:
+        // an uncommitted rusqlite Transaction rolls back on drop.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+        let found: Option<i64> = tx
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .optional()?;
+        let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        let current = match found {
+            Some(v) => v,
+            None => {
+                tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])?;
+                0
+            }
+        };
+        if current > supported {
+            return Err(StoreError::TooNew {
+                found: current,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let target = i64::try_from(i + 1).unwrap_or(i64::MAX);
+            if target > current {
+                tx.execute_batch(sql)?;
+                tx.execute("UPDATE schema_version SET version = ?1", [target])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn conflict(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(e.to_string())
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRow, String)> {
+    let state: String = r.get(7)?;
+    Ok((
+        KeyRow {
+            key_id: r.get(0)?,
+            arn: r.get(1)?,
+            owner_arn: r.get(2)?,
+            description: r.get(3)?,
+            key_spec: r.get(4)?,
+            key_usage: r.get(5)?,
+            origin: r.get(6)?,
+            key_state: KeyState::Enabled,
+            creation_date: r.get(8)?,
+            enabled: r.get(9)?,
+            deletion_date: r.get(10)?,
+            pending_window_days: r.get(11)?,
+            current_version: r.get(12)?,
+        },
+        state,
+    ))
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let conn = self.conn();
+        let mut snap = Snapshot::default();
+        let mut stmt = conn.prepare(
+            "SELECT key_id, arn, owner_arn, description, key_spec, key_usage, origin, key_state,
+                    creation_date, enabled, deletion_date, pending_window_days, current_version
+             FROM keys ORDER BY key_id",
+        )?;
+        for row in stmt.query_map([], key_from_row)? {
+            let (mut key, state) = row?;
+            key.key_state = KeyState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("key {}: state", key.key_id)))?;
+            snap.keys.push(key);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT key_id, version, token, created_at FROM key_versions ORDER BY key_id, version",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok(VersionRow {
+                key_id: r.get(0)?,
+                version: r.get(1)?,
+                token: KeyToken(r.get(2)?),
+                created_at: r.get(3)?,
+            })
+        })? {
+            snap.versions.push(row?);
+        }
+        let mut stmt = conn.prepare(
+            "SELECT alias_name, target_key_id, creation_date, last_updated_date
+             FROM aliases ORDER BY alias_name",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok(AliasRow {
+                alias_name: r.get(0)?,
+                target_key_id: r.get(1)?,
+                creation_date: r.get(2)?,
+                last_updated_date: r.get(3)?,
+            })
+        })? {
+            snap.aliases.push(row?);
+        }
+        Ok(snap)
+    }
+
+    fn insert_key(&self, key: &KeyRow, version: &VersionRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO keys (key_id, arn, owner_arn, description, key_spec, key_usage, origin,
+                key_state, creation_date, enabled, deletion_date, pending_window_days,
+                current_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                key.key_id,
+                key.arn,
+                key.owner_arn,
+                key.description,
+                key.key_spec,
+                key.key_usage,
+                key.origin,
+                key.key_state.as_str(),
+                key.creation_date,
+                key.enabled,
+                key.deletion_date,
+                key.pending_window_days,
+                key.current_version,
+            ],
+        )
+        .map_err(conflict)?;
+        tx.execute(
+            "INSERT INTO key_versions (key_id, version, token, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                version.key_id,
+                version.version,
+                version.token.0,
+                version.created_at
+            ],
+        )
+        .map_err(conflict)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn update_key(&self, key: &KeyRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE keys SET description = ?2, key_state = ?3, enabled = ?4, deletion_date = ?5,
+                pending_window_days = ?6, current_version = ?7
+             WHERE key_id = ?1",
+            params![
+                key.key_id,
+                key.description,
+                key.key_state.as_str(),
+                key.enabled,
+                key.deletion_date,
+                key.pending_window_days,
+                key.current_version,
+            ],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Missing(key.key_id.clone()));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn insert_alias(&self, alias: &AliasRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO aliases (alias_name, target_key_id, creation_date, last_updated_date)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                alias.alias_name,
+                alias.target_key_id,
+                alias.creation_date,
+                alias.last_updated_date
+            ],
+        )
+        .map_err(conflict)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn update_alias(&self, alias: &AliasRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx
+            .execute(
+                "UPDATE aliases SET target_key_id = ?2, last_updated_date = ?3
+                 WHERE alias_name = ?1",
+                params![
+                    alias.alias_name,
+                    alias.target_key_id,
+                    alias.last_updated_date
+                ],
+            )
+            .map_err(conflict)?;
+        if n != 1 {
+            return Err(StoreError::Missing(alias.alias_name.clone()));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn delete_alias(&self, alias_name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let n = tx.execute("DELETE FROM aliases WHERE alias_name = ?1", [alias_name])?;
+        if n != 1 {
+            return Err(StoreError::Missing(alias_name.to_owned()));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str) -> KeyRow {
+        KeyRow {
+            key_id: id.into(),
+            arn: format!("arn:aws:kms:us-east-1:111122223333:key/{id}"),
+            owner_arn: "arn:aws:iam::111122223333:user/a".into(),
+            description: "d".into(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            origin: "AWS_KMS".into(),
+            key_state: KeyState::Enabled,
+            creation_date: 1_700_000_000,
+            enabled: true,
+            deletion_date: None,
+            pending_window_days: None,
+            current_version: 1,
+        }
+    }
+
+    fn version(id: &str) -> VersionRow {
+        VersionRow {
+            key_id: id.into(),
+            version: 1,
+            token: KeyToken(vec![1, 2, 3]),
+            created_at: 1_700_000_000,
+        }
+    }
+
+    fn alias(name: &str, target: &str) -> AliasRow {
+        AliasRow {
+            alias_name: name.into(),
+            target_key_id: target.into(),
+            creation_date: 1,
+            last_updated_date: 1,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kms.db");
+        {
+            let s = SqliteStore::open(&path).expect("open");
+            s.insert_key(&key("k1"), &version("k1")).expect("insert");
+            s.insert_key(&key("k2"), &version("k2")).expect("insert");
+            let mut k = key("k1");
+            k.key_state = KeyState::PendingDeletion;
+            k.enabled = false;
+            k.deletion_date = Some(5);
+            k.pending_window_days = Some(7);
+            s.update_key(&k).expect("update");
+            s.insert_alias(&alias("alias/a", "k1")).expect("alias");
+            s.insert_alias(&alias("alias/b", "k1")).expect("alias");
+            let mut a = alias("alias/a", "k2");
+            a.last_updated_date = 9;
+            s.update_alias(&a).expect("update alias");
+            s.delete_alias("alias/b").expect("delete alias");
+        }
+        let s = SqliteStore::open(&path).expect("reopen");
+        let snap = s.load().expect("load");
+        assert_eq!(snap.keys.len(), 2);
+        assert_eq!(snap.keys[0].key_state, KeyState::PendingDeletion);
+        assert_eq!(snap.keys[0].deletion_date, Some(5));
+        assert_eq!(snap.keys[1], key("k2"));
+        assert_eq!(snap.versions, vec![version("k1"), version("k2")]);
+        assert_eq!(snap.aliases.len(), 1);
+        assert_eq!(snap.aliases[0].target_key_id, "k2");
+        assert_eq!(snap.aliases[0].last_updated_date, 9);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn conflicts_and_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStore::open(&dir.path().join("kms.db")).expect("open");
+        s.insert_key(&key("k1"), &version("k1")).expect("insert");
+        assert!(matches!(
+            s.insert_key(&key("k1"), &version("k1")),
+            Err(StoreError::Conflict(_))
+        ));
+        s.insert_alias(&alias("alias/a", "k1")).expect("alias");
+        assert!(matches!(
+            s.insert_alias(&alias("alias/a", "k1")),
+            Err(StoreError::Conflict(_))
+        ));
+        // foreign key: target must exist
+        assert!(matches!(
+            s.insert_alias(&alias("alias/b", "nope")),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.update_key(&key("nope")),
+            Err(StoreError::Missing(_))
+        ));
+        assert!(matches!(
+            s.delete_alias("alias/zz"),
+            Err(StoreError::Missing(_))
+        ));
+        // a failed insert left nothing behind
+        let snap = s.load().expect("load");
+        assert_eq!(snap.keys.len(), 1);
+        assert_eq!(snap.versions.len(), 1);
+        assert_eq!(snap.aliases.len(), 1);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kms.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.execute("UPDATE schema_version SET version = 99", [])
+            .expect("bump");
+        drop(conn);
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}
