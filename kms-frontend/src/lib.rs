@@ -6,6 +6,8 @@
 //! talks to hsm-daemon only through `hsm_client`; `store` persists.
 
 pub mod api;
+pub mod auth;
+pub mod config;
 pub mod error;
 pub mod hsm_client;
 pub mod principal;
