@@ -177,3 +177,38 @@ pub fn read_tokens(db: &std::path::Path) -> Vec<(String, u32, Vec<u8>)> {
         .collect::<Result<_, _>>()
         .expect("read key_versions rows")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+    use super::*;
+
+    #[test]
+    fn scan_finds_a_needle_in_our_own_heap() {
+        let needle: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+        let boxed = needle.clone().into_boxed_slice();
+        let report = scan(std::process::id(), &[&needle, &boxed]);
+        assert!(report.bytes_read > 0);
+        let addrs: Vec<u64> = report.hits_for(0).iter().map(|h| h.addr).collect();
+        assert!(addrs.contains(&(boxed.as_ptr() as u64)), "{addrs:x?}");
+        assert!(addrs.contains(&(needle.as_ptr() as u64)), "{addrs:x?}");
+    }
+
+    #[test]
+    fn token_round_trip() {
+        let master = [7u8; 32];
+        let mut payload = b"HKT1".to_vec();
+        payload.push(1);
+        payload.extend(3u32.to_be_bytes());
+        payload.push(3);
+        payload.extend(b"abc");
+        payload.extend([9u8; 32]);
+        let token = KekAes256::new(&master.into())
+            .wrap_with_padding_vec(&payload)
+            .unwrap();
+        let p = unwrap_token(&master, &token);
+        assert_eq!((p.spec, p.version, p.key_id.as_str()), (1, 3, "abc"));
+        assert_eq!(p.material, [9u8; 32]);
+    }
+}

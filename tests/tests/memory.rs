@@ -301,3 +301,19 @@ async fn daemon_is_not_dumpable() {
         "hsm-daemon as nobody has no locked memory (VmLck: {lck} kB)"
     );
 }
+
+#[tokio::test]
+async fn daemon_core_dumps_are_off() {
+    let env = TestEnv::start();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", env.daemon_pid())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(
+        &fields[4..6],
+        ["0", "0"],
+        "RLIMIT_CORE soft and hard: {core}"
+    );
+}
