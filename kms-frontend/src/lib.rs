@@ -11,5 +11,7 @@ pub mod config;
 pub mod error;
 pub mod hsm_client;
 pub mod principal;
+pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;

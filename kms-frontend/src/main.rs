@@ -1,1 +1,164 @@
-fn main() {}
+//! `kms-frontend --config FILE`: args -> config -> state dir -> TLS ->
+//! hsm_client -> service -> bind -> `READY` line -> server until
+//! SIGTERM/SIGINT. Logs go to stderr (`RUST_LOG`, default `info`); stdout
+//! carries only the one `READY https://127.0.0.1:PORT [ca=PATH]` line.
+
+use anyhow::Context;
+use clap::Parser;
+use kms_frontend::auth::{Credential, Verifier};
+use kms_frontend::config::Config;
+use kms_frontend::hsm_client::HsmClient;
+use kms_frontend::principal::Principal;
+use kms_frontend::server::{self, App, ServerSettings};
+use kms_frontend::service::{Kms, KmsSettings};
+use kms_frontend::tls;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The AWS-KMS-compatible HTTPS front end of hsm-kms.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("kms-frontend: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    ensure_state_dir(&config.state_dir)?;
+    let tls = tls::load(&config).context("cannot set up TLS")?;
+    let hsm = HsmClient::new(config.hsm_socket.clone());
+    let kms = Kms::open(
+        KmsSettings {
+            db_path: config.state_dir.join("kms.db"),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
+        hsm.clone(),
+    )
+    .await
+    .context("cannot open the KMS state")?;
+
+    let credentials = std::mem::take(&mut config.principals)
+        .into_iter()
+        .map(|p| Credential {
+            principal: Principal {
+                arn: p.arn,
+                account_id: config.account_id.clone(),
+                access_key_id: p.access_key_id,
+            },
+            secret: p.secret_access_key,
+        })
+        .collect();
+    let verifier = Verifier::new(&config.region, "kms", credentials);
+    let settings = ServerSettings {
+        max_body_bytes: config.max_body_bytes,
+        max_connections: config.max_connections,
+        ..ServerSettings::default()
+    };
+    let app = Arc::new(App {
+        kms,
+        verifier,
+        hsm,
+        settings,
+    });
+
+    let addr = config.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let port = listener.local_addr().context("no local address")?.port();
+    let mut ready = format!("READY https://127.0.0.1:{port}");
+    if let Some(ca) = &tls.dev_ca {
+        ready.push_str(&format!(" ca={}", ca.display()));
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{ready}").context("cannot write the READY line")?;
+        out.flush().context("cannot flush stdout")?;
+    }
+    tracing::info!(%addr, port, "listening");
+
+    server::serve(listener, tls.config, app, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the state directory (0700) if missing; refuses one that group
+/// or others can access.
+fn ensure_state_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create state_dir {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read state_dir {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "state_dir {} is accessible to group or others (mode {:o}); chmod 700 it",
+            dir.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

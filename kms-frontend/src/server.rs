@@ -1,0 +1,394 @@
+//! The HTTPS server: accept loop, TLS handshake, HTTP/1.1 and HTTP/2
+//! (hyper-util's auto builder), limits, routing and graceful shutdown.
+//!
+//! Limits: a cap on concurrent connections (accepting pauses at the cap), a
+//! TLS handshake timeout, an HTTP/1 header-read timeout, a request body
+//! limit enforced while reading (answered with an AWS-shaped 413, after
+//! draining a bounded amount so the client reads the reply instead of a
+//! reset) and a timeout per request. Routes: `GET /health` without
+//! authentication; `POST /` -> `auth` -> `api::aws_json::dispatch`; any other
+//! path or method gets an AWS-shaped 404 or 405. Every response carries
+//! `x-amzn-RequestId`; errors carry `x-amzn-ErrorType`; 5xx bodies are
+//! generic. One log line per request. The KMS operations themselves are left
+//! to `api` and `service`.
+
+use crate::api::{AwsReply, aws_json};
+use crate::auth::{RequestParts, Verifier};
+use crate::hsm_client::HsmClient;
+use crate::service::Kms;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+const AMZ_JSON: &str = "application/x-amz-json-1.1";
+const TARGET_PREFIX: &str = "TrentService.";
+/// Body frames read and thrown away after the limit is exceeded.
+const MAX_DRAIN_FRAMES: usize = 64;
+
+/// Limits and timeouts of the server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    /// Reading the body, authenticating and handling one request.
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+            max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct App {
+    pub kms: Kms,
+    pub verifier: Verifier,
+    pub hsm: HsmClient,
+    pub settings: ServerSettings,
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting and
+/// waits (at most `shutdown_grace`) for in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let settings = app.settings.clone();
+    let limit = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = Arc::clone(&builder);
+        let app = Arc::clone(&app);
+        let watcher = graceful.watcher();
+        let handshake_timeout = settings.handshake_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = service_fn(move |req| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+            });
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: no longer accepting, waiting for in-flight requests");
+    match tokio::time::timeout(settings.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// What the request log line reports beyond status and latency.
+#[derive(Default)]
+struct LogFields {
+    principal: Option<String>,
+    operation: Option<String>,
+}
+
+/// Handles one request; never fails, never panics on bad input.
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let start = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut log = LogFields::default();
+    let timeout = app.settings.request_timeout;
+    let (reply, content_type) =
+        match tokio::time::timeout(timeout, route(app, req, &request_id, &mut log)).await {
+            Ok(r) => r,
+            Err(_) => (
+                AwsReply::error(500, "KMSInternalException", "The request timed out."),
+                AMZ_JSON,
+            ),
+        };
+    let response = to_response(reply, content_type, &request_id);
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        path = %path,
+        principal = log.principal.as_deref().unwrap_or("-"),
+        operation = log.operation.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+async fn route(
+    app: &App,
+    req: Request<Incoming>,
+    request_id: &str,
+    log: &mut LogFields,
+) -> (AwsReply, &'static str) {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::GET, "/health") => (health(app).await, "application/json"),
+        (&Method::POST, "/") => (kms_request(app, req, request_id, log).await, AMZ_JSON),
+        (_, "/" | "/health") => (
+            AwsReply::error(
+                405,
+                "MethodNotAllowedException",
+                &format!("Method {} is not allowed on {path}", req.method()),
+            ),
+            AMZ_JSON,
+        ),
+        _ => (
+            AwsReply::error(
+                404,
+                "UnknownOperationException",
+                "No such resource. The AWS KMS JSON API is served at POST /.",
+            ),
+            AMZ_JSON,
+        ),
+    }
+}
+
+async fn health(app: &App) -> AwsReply {
+    let call = app.hsm.call(protocol::Request::Status);
+    let hsm = match tokio::time::timeout(Duration::from_secs(2), call).await {
+        Ok(Ok(protocol::Response::Status(_))) => "ok",
+        _ => "unavailable",
+    };
+    let body = serde_json::json!({ "status": "ok", "hsm": hsm });
+    AwsReply::ok(body.to_string().into_bytes())
+}
+
+async fn kms_request(
+    app: &App,
+    req: Request<Incoming>,
+    request_id: &str,
+    log: &mut LogFields,
+) -> AwsReply {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, app.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let request = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        authority: parts.uri.authority().map(|a| a.as_str()),
+        body: &body,
+    };
+    let principal = match app
+        .verifier
+        .verify(&request, time::OffsetDateTime::now_utc())
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "authentication failed");
+            return e.to_reply();
+        }
+    };
+    log.principal = Some(principal.arn.clone());
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| t.len() > TARGET_PREFIX.len() && t.starts_with(TARGET_PREFIX));
+    let Some(target) = target else {
+        return AwsReply::error(
+            400,
+            "UnknownOperationException",
+            "Missing or unknown X-Amz-Target; expected TrentService.<Operation>.",
+        );
+    };
+    log.operation = Some(target[TARGET_PREFIX.len()..].chars().take(64).collect());
+    aws_json::dispatch(&app.kms, &principal, request_id, target, &body).await
+}
+
+/// Reads the body up to `max` bytes. Past the limit the rest is drained
+/// (bounded) so the client gets our 413 rather than a connection reset.
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, AwsReply> {
+    let too_large = || {
+        AwsReply::error(
+            413,
+            "RequestEntityTooLargeException",
+            &format!("Request body is larger than the limit of {max} bytes."),
+        )
+    };
+    let mut body = Limited::new(body, max);
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Err(e) if e.is::<LengthLimitError>() => {
+                let mut drained = 0;
+                while drained < MAX_DRAIN_FRAMES {
+                    match body.frame().await {
+                        Some(_) => drained += 1,
+                        None => break,
+                    }
+                }
+                return Err(too_large());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the request body failed");
+                return Err(AwsReply::error(
+                    400,
+                    "SerializationException",
+                    "The request body could not be read.",
+                ));
+            }
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// The generic message a 5xx reply carries, whatever the handler said.
+fn generic_5xx(name: &'static str) -> AwsReply {
+    let message = match name {
+        "DependencyTimeoutException" => {
+            "The service is temporarily unable to complete the request."
+        }
+        _ => "The server encountered an internal error. Please retry the request.",
+    };
+    AwsReply::error(500, name, message)
+}
+
+fn to_response(
+    reply: AwsReply,
+    content_type: &'static str,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let reply = if reply.status >= 500 {
+        let mut generic = generic_5xx(reply.error_type.unwrap_or("KMSInternalException"));
+        generic.status = reply.status;
+        generic
+    } else {
+        reply
+    };
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    if let Some(Ok(v)) = reply.error_type.map(HeaderValue::from_str) {
+        headers.insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn five_hundreds_are_generic() {
+        let r = to_response(
+            AwsReply::error(
+                500,
+                "KMSInternalException",
+                "sqlite: /var/lib/kms/kms.db locked",
+            ),
+            AMZ_JSON,
+            "id",
+        );
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.headers()["x-amzn-errortype"], "KMSInternalException");
+        assert_eq!(r.headers()["x-amzn-requestid"], "id");
+        assert_eq!(r.headers()["content-type"], AMZ_JSON);
+        let body = r.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["__type"], "KMSInternalException");
+        assert!(!v["message"].as_str().unwrap_or_default().contains("sqlite"));
+    }
+
+    #[test]
+    fn client_errors_pass_through() {
+        let r = to_response(
+            AwsReply::error(400, "NotFoundException", "Key 'x' does not exist"),
+            AMZ_JSON,
+            "id",
+        );
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.headers()["x-amzn-errortype"], "NotFoundException");
+    }
+}
