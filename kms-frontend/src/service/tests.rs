@@ -527,7 +527,11 @@ fn pagination() {
 /// Round trip through the real daemon, when it is built.
 #[tokio::test]
 async fn round_trip_with_real_daemon() {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/hsm-daemon");
+    // The test binary is target/debug/deps/NAME; the daemon target/debug/hsm-daemon.
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("hsm-daemon")))
+        .unwrap_or_default();
     if !bin.exists() {
         eprintln!("skipping: {} is not built", bin.display());
         return;
