@@ -496,3 +496,42 @@ fn sigterm_answers_requests_already_in_flight() {
     assert!(answered <= N);
     assert!(d.terminate().success());
 }
+
+/// Rough throughput of pipelined Encrypts on one connection. Run with
+/// `cargo test --release -p hsm-daemon --test daemon -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check"]
+fn pipelined_throughput() {
+    let d = Daemon::start(&[]);
+    let mut s = d.connect();
+    let key = create_key(&mut s, "bench");
+    const N: u64 = 100_000;
+    let mut writer = s.try_clone().unwrap();
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        for id in 0..N {
+            let request = Request::Encrypt {
+                key: key.clone(),
+                plaintext: SecretBytes::new(vec![1; 32]),
+                context: vec![("a".into(), "b".into())],
+            };
+            batch.extend(encode_frame(&RequestFrame { id, request }).unwrap());
+            if batch.len() > 64 * 1024 {
+                writer.write_all(&batch).unwrap();
+                batch.clear();
+            }
+        }
+        writer.write_all(&batch).unwrap();
+    });
+    for _ in 0..N {
+        let reply: ResponseFrame = recv(&mut s).unwrap();
+        assert!(reply.result.is_ok());
+    }
+    sender.join().unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{N} pipelined Encrypts in {secs:.2}s: {:.0}/s",
+        N as f64 / secs
+    );
+}
