@@ -51,6 +51,9 @@ pub enum KmsError {
     UnknownOperation(String),
     #[error("throttled: {0}")]
     Throttling(String),
+    /// The request would have succeeded, but DryRun was set.
+    #[error("dry run")]
+    DryRun,
     /// hsm-daemon cannot be reached.
     #[error("hsm-daemon is unavailable")]
     HsmUnavailable,
@@ -91,6 +94,11 @@ impl KmsError {
             Self::Serialization(m) => ("SerializationException", 400, m),
             Self::UnknownOperation(m) => ("UnknownOperationException", 400, m),
             Self::Throttling(m) => ("ThrottlingException", 400, m),
+            Self::DryRun => (
+                "DryRunOperationException",
+                412,
+                "The request would have succeeded, but the DryRun option is set.",
+            ),
             Self::HsmUnavailable => ("KMSInternalException", 500, "hsm-daemon is unavailable"),
             Self::DependencyTimeout => (
                 "DependencyTimeoutException",
@@ -196,6 +204,7 @@ mod tests {
                 400,
             ),
             (KmsError::Throttling(s()), "ThrottlingException", 400),
+            (KmsError::DryRun, "DryRunOperationException", 412),
             (KmsError::HsmUnavailable, "KMSInternalException", 500),
             (
                 KmsError::DependencyTimeout,

@@ -84,6 +84,12 @@ async fn handle(
         "ReEncrypt" => re_encrypt(kms, principal, body).await,
         "GenerateRandom" => {
             let r: GenerateRandomRequest = decode(body)?;
+            no_recipient(r.recipient.as_ref())?;
+            if r.custom_key_store_id.is_some() {
+                return Err(KmsError::UnsupportedOperation(
+                    "Custom key stores are not supported by this KMS; omit CustomKeyStoreId".into(),
+                ));
+            }
             let bytes = kms.generate_random(r.number_of_bytes).await?;
             let b64 = secret_base64(&bytes);
             encode(&GenerateRandomResponse { plaintext: &b64 })
@@ -145,6 +151,17 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, KmsError> 
              constraint: Member must not be null"
         ))
     })
+}
+
+/// Refuses the Nitro enclave `Recipient` parameter rather than ignore it
+/// and return plaintext the caller asked not to receive.
+fn no_recipient(recipient: Option<&serde::de::IgnoredAny>) -> Result<(), KmsError> {
+    match recipient {
+        Some(_) => Err(KmsError::UnsupportedOperation(
+            "The Recipient parameter (attested enclaves) is not supported by this KMS".into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn blob(b64: &str, field: &str) -> Result<Vec<u8>, KmsError> {
@@ -299,6 +316,7 @@ async fn encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
                 plaintext,
                 context: context(r.encryption_context),
                 encryption_algorithm: r.encryption_algorithm,
+                dry_run: r.dry_run.unwrap_or(false),
             },
         )
         .await?;
@@ -311,6 +329,7 @@ async fn encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
 
 async fn decrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, KmsError> {
     let r: DecryptRequest = decode(body)?;
+    no_recipient(r.recipient.as_ref())?;
     let ciphertext_blob = blob(
         &required(r.ciphertext_blob, "ciphertextBlob")?,
         "CiphertextBlob",
@@ -323,6 +342,7 @@ async fn decrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
                 context: context(r.encryption_context),
                 key_id: r.key_id,
                 encryption_algorithm: r.encryption_algorithm,
+                dry_run: r.dry_run.unwrap_or(false),
             },
         )
         .await?;
@@ -341,6 +361,7 @@ async fn generate_data_key(
     with_plaintext: bool,
 ) -> Result<Vec<u8>, KmsError> {
     let r: GenerateDataKeyRequest = decode(body)?;
+    no_recipient(r.recipient.as_ref())?;
     let key = kms
         .generate_data_key(
             principal,
@@ -349,6 +370,7 @@ async fn generate_data_key(
                 key_spec: r.key_spec,
                 number_of_bytes: r.number_of_bytes,
                 context: context(r.encryption_context),
+                dry_run: r.dry_run.unwrap_or(false),
             },
             with_plaintext,
         )
@@ -378,6 +400,7 @@ async fn re_encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec
                 destination_context: context(r.destination_encryption_context),
                 source_encryption_algorithm: r.source_encryption_algorithm,
                 destination_encryption_algorithm: r.destination_encryption_algorithm,
+                dry_run: r.dry_run.unwrap_or(false),
             },
         )
         .await?;

@@ -26,6 +26,8 @@ pub struct EncryptInput {
     pub plaintext: SecretBytes,
     pub context: EncryptionContext,
     pub encryption_algorithm: Option<String>,
+    /// Check everything, then refuse with DryRunOperationException.
+    pub dry_run: bool,
 }
 
 /// Decrypt's parameters.
@@ -35,6 +37,8 @@ pub struct DecryptInput {
     pub context: EncryptionContext,
     pub key_id: Option<String>,
     pub encryption_algorithm: Option<String>,
+    /// Check everything, then refuse with DryRunOperationException.
+    pub dry_run: bool,
 }
 
 /// GenerateDataKey(WithoutPlaintext)'s parameters.
@@ -44,6 +48,8 @@ pub struct DataKeyInput {
     pub key_spec: Option<String>,
     pub number_of_bytes: Option<i64>,
     pub context: EncryptionContext,
+    /// Check everything, then refuse with DryRunOperationException.
+    pub dry_run: bool,
 }
 
 /// ReEncrypt's parameters.
@@ -56,6 +62,8 @@ pub struct ReEncryptInput {
     pub destination_context: EncryptionContext,
     pub source_encryption_algorithm: Option<String>,
     pub destination_encryption_algorithm: Option<String>,
+    /// Check everything, then refuse with DryRunOperationException.
+    pub dry_run: bool,
 }
 
 /// A new ciphertext and the ARN of the key that made it.
@@ -170,6 +178,10 @@ fn current_ref(entry: &KeyEntry) -> Result<KeyRef, KmsError> {
     })
 }
 
+fn dry_run(set: bool) -> Result<(), KmsError> {
+    if set { Err(KmsError::DryRun) } else { Ok(()) }
+}
+
 fn unexpected(op: &str) -> KmsError {
     KmsError::Internal(format!("{op}: unexpected HSM response"))
 }
@@ -246,6 +258,7 @@ impl Kms {
         check_plaintext(&input.plaintext)?;
         check_algorithm("encryptionAlgorithm", input.encryption_algorithm.as_deref())?;
         let (entry, key) = self.key_for(principal, &input.key_id, "Encrypt")?;
+        dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::Encrypt {
                 key,
@@ -280,6 +293,7 @@ impl Kms {
             input.key_id.as_deref(),
             "Decrypt",
         )?;
+        dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::Decrypt {
                 key,
@@ -314,6 +328,7 @@ impl Kms {
             "GenerateDataKeyWithoutPlaintext"
         };
         let (entry, key) = self.key_for(principal, &input.key_id, action)?;
+        dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::GenerateDataKey {
                 key,
@@ -362,6 +377,7 @@ impl Kms {
         )?;
         let (dest_entry, destination) =
             self.key_for(principal, &input.destination_key_id, "ReEncryptTo")?;
+        dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::ReEncrypt {
                 source,

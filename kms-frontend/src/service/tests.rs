@@ -176,6 +176,7 @@ async fn denies_cross_tenant_key() {
                     plaintext: SecretBytes::new(vec![1]),
                     context: vec![],
                     encryption_algorithm: None,
+                    dry_run: false,
                 },
             )
             .await
@@ -188,6 +189,7 @@ async fn denies_cross_tenant_key() {
                     context: vec![],
                     key_id: None,
                     encryption_algorithm: None,
+                    dry_run: false,
                 },
             )
             .await
@@ -215,6 +217,7 @@ async fn lifecycle_states_and_persistence() {
         plaintext: SecretBytes::new(vec![1, 2, 3]),
         context: vec![],
         encryption_algorithm: None,
+        dry_run: false,
     };
     // Enabled key reaches the HSM (no daemon here).
     let e = f.kms.encrypt(&alice(), enc(K1)).await.expect_err("no hsm");
@@ -308,6 +311,7 @@ async fn decrypt_checks_before_hsm() {
         context: vec![],
         key_id: key_id.map(str::to_owned),
         encryption_algorithm: None,
+        dry_run: false,
     };
     let cases: Vec<(DecryptInput, &str)> = vec![
         (dec(vec![9, 9, 9], None), "InvalidCiphertextException"),
@@ -351,11 +355,64 @@ async fn decrypt_checks_before_hsm() {
                 destination_context: vec![],
                 source_encryption_algorithm: None,
                 destination_encryption_algorithm: None,
+                dry_run: false,
             },
         )
         .await
         .expect_err("destination disabled");
     assert_eq!(name(&e), "DisabledException");
+}
+
+#[tokio::test]
+async fn dry_run_checks_then_refuses() {
+    let f = fixture().await;
+    let e = f
+        .kms
+        .encrypt(
+            &alice(),
+            EncryptInput {
+                key_id: K1.into(),
+                plaintext: SecretBytes::new(vec![1]),
+                context: vec![],
+                encryption_algorithm: None,
+                dry_run: true,
+            },
+        )
+        .await
+        .expect_err("dry run");
+    assert_eq!(name(&e), "DryRunOperationException");
+    assert_eq!(e.aws().status, 412);
+    // Checks still come first.
+    let e = f
+        .kms
+        .encrypt(
+            &alice(),
+            EncryptInput {
+                key_id: K3.into(),
+                plaintext: SecretBytes::new(vec![1]),
+                context: vec![],
+                encryption_algorithm: None,
+                dry_run: true,
+            },
+        )
+        .await
+        .expect_err("denied");
+    assert_eq!(name(&e), "AccessDeniedException");
+    let e = f
+        .kms
+        .decrypt(
+            &alice(),
+            DecryptInput {
+                ciphertext_blob: blob_for(K1, 1),
+                context: vec![],
+                key_id: None,
+                encryption_algorithm: None,
+                dry_run: true,
+            },
+        )
+        .await
+        .expect_err("dry run");
+    assert_eq!(name(&e), "DryRunOperationException");
 }
 
 #[tokio::test]
@@ -366,6 +423,7 @@ async fn data_key_and_random_validation() {
         key_spec: spec.map(str::to_owned),
         number_of_bytes: n,
         context: vec![],
+        dry_run: false,
     };
     for (s, n) in [(None, None), (Some("AES_256"), Some(32)), (None, Some(0))] {
         let e = f
@@ -605,6 +663,7 @@ async fn round_trip_with_real_daemon() {
                 plaintext: SecretBytes::new(b"hello".to_vec()),
                 context: vec![("a".into(), "b".into())],
                 encryption_algorithm: None,
+                dry_run: false,
             },
         )
         .await
@@ -617,6 +676,7 @@ async fn round_trip_with_real_daemon() {
                 context: vec![("a".into(), "b".into())],
                 key_id: None,
                 encryption_algorithm: None,
+                dry_run: false,
             },
         )
         .await
@@ -630,6 +690,7 @@ async fn round_trip_with_real_daemon() {
                 context: vec![("a".into(), "c".into())],
                 key_id: None,
                 encryption_algorithm: None,
+                dry_run: false,
             },
         )
         .await
@@ -643,6 +704,7 @@ async fn round_trip_with_real_daemon() {
                 key_spec: Some("AES_256".into()),
                 number_of_bytes: None,
                 context: vec![],
+                dry_run: false,
             },
             true,
         )
@@ -664,6 +726,7 @@ async fn round_trip_with_real_daemon() {
                 destination_context: vec![],
                 source_encryption_algorithm: None,
                 destination_encryption_algorithm: None,
+                dry_run: false,
             },
         )
         .await

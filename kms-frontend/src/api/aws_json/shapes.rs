@@ -3,6 +3,7 @@
 //! required field becomes a ValidationException, as in AWS, rather than a
 //! SerializationException; unknown fields are ignored.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub(super) struct EncryptRequest<'a> {
     pub plaintext: Option<Cow<'a, str>>,
     pub encryption_context: Option<Context>,
     pub encryption_algorithm: Option<String>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +70,9 @@ pub(super) struct DecryptRequest {
     pub encryption_context: Option<Context>,
     pub key_id: Option<String>,
     pub encryption_algorithm: Option<String>,
+    pub dry_run: Option<bool>,
+    /// Nitro enclave attestation: not supported, refused when present.
+    pub recipient: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +82,9 @@ pub(super) struct GenerateDataKeyRequest {
     pub encryption_context: Option<Context>,
     pub number_of_bytes: Option<i64>,
     pub key_spec: Option<String>,
+    pub dry_run: Option<bool>,
+    /// Nitro enclave attestation: not supported, refused when present.
+    pub recipient: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,12 +97,16 @@ pub(super) struct ReEncryptRequest {
     pub destination_encryption_context: Option<Context>,
     pub source_encryption_algorithm: Option<String>,
     pub destination_encryption_algorithm: Option<String>,
+    pub dry_run: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct GenerateRandomRequest {
     pub number_of_bytes: Option<i64>,
+    /// Nitro enclave attestation: not supported, refused when present.
+    pub recipient: Option<IgnoredAny>,
+    pub custom_key_store_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
