@@ -664,7 +664,7 @@ async fn aliases_create_update_delete_list() {
             .target_key_id(&k1)
             .send()
             .await,
-        "ValidationException"
+        "InvalidAliasNameException"
     );
     assert_err!(
         c.create_alias()
