@@ -206,45 +206,37 @@ async fn daemon_key_memory_is_locked() {
     assert!(lck > 0, "hsm-daemon has no locked memory (VmLck: {lck} kB)");
 }
 
-/// Where each copy of the master key sits in the daemon: every copy must be in
-/// a locked (`lo`) mapping excluded from core dumps (`dd`), per I3.
-#[tokio::test]
-async fn daemon_master_key_copies_are_locked_and_undumpable() {
-    let env = TestEnv::start();
-    workload(&env.client("alice")).await;
-    let master = env.read_master_key();
-    let pid = env.daemon_pid();
-    let report = memscan::scan(pid, &[&master]);
-    let hits = report.hits_for(0);
-    assert!(
-        !hits.is_empty(),
-        "master key not found in the daemon: {}",
-        describe(&report)
-    );
+/// (start, end, VmFlags) of each mapping in `/proc/PID/smaps`.
+fn smaps_flags(pid: u32) -> Vec<(u64, u64, Vec<String>)> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
-    // (start, end, VmFlags) for each mapping in smaps.
-    let mut maps: Vec<(u64, u64, String)> = Vec::new();
+    let mut maps: Vec<(u64, u64, Vec<String>)> = Vec::new();
     for line in smaps.lines() {
         if let Some(flags) = line.strip_prefix("VmFlags:") {
             if let Some(last) = maps.last_mut() {
-                last.2 = flags.trim().to_owned();
+                last.2 = flags.split_whitespace().map(str::to_owned).collect();
             }
         } else if let Some((range, _)) = line.split_once(' ')
             && let Some((s, e)) = range.split_once('-')
             && let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16))
         {
-            maps.push((s, e, String::new()));
+            maps.push((s, e, Vec::new()));
         }
     }
+    maps
+}
+
+/// Copies of needle `i` in `report` that lie outside locked (`lo`),
+/// undumpable (`dd`) mappings, and how many lie inside.
+fn exposed_copies(pid: u32, report: &ScanReport, i: usize) -> (Vec<String>, usize) {
+    let maps = smaps_flags(pid);
     let mut exposed = Vec::new();
     let mut protected = 0;
-    for h in &hits {
+    for h in report.hits_for(i) {
         let (_, _, flags) = maps
             .iter()
             .find(|(s, e, _)| (*s..*e).contains(&h.addr))
             .unwrap_or_else(|| panic!("no smaps entry for {:x}", h.addr));
-        let flags: Vec<&str> = flags.split_whitespace().collect();
-        if flags.contains(&"lo") && flags.contains(&"dd") {
+        if flags.iter().any(|f| f == "lo") && flags.iter().any(|f| f == "dd") {
             protected += 1;
         } else {
             exposed.push(format!(
@@ -255,17 +247,52 @@ async fn daemon_master_key_copies_are_locked_and_undumpable() {
             ));
         }
     }
+    (exposed, protected)
+}
+
+/// I3: after a workload, every copy of the master key in the daemon is in
+/// locked memory excluded from core dumps (no stray copies on stacks or heap).
+#[tokio::test]
+async fn daemon_master_key_copies_are_locked_and_undumpable() {
+    let env = TestEnv::start();
+    workload(&env.client("alice")).await;
+    let master = env.read_master_key();
+    let pid = env.daemon_pid();
+    let report = memscan::scan(pid, &[&master]);
+    let (exposed, protected) = exposed_copies(pid, &report, 0);
     assert!(
         protected > 0,
-        "no copy of the master key in locked, undumpable memory"
+        "no copy of the master key in locked, undumpable memory ({})",
+        describe(&report)
     );
     assert!(
         exposed.is_empty(),
-        "{} of {} copies of the master key in hsm-daemon are outside locked, undumpable \
-         memory:\n{}",
+        "{} copies of the master key in hsm-daemon are outside locked, undumpable memory:\n{}",
         exposed.len(),
-        hits.len(),
         exposed.join("\n")
+    );
+}
+
+/// I2/I3 for CMKs: any copy of a CMK the daemon keeps after a workload is in
+/// locked memory excluded from core dumps.
+#[tokio::test]
+async fn daemon_cmk_copies_are_locked_and_undumpable() {
+    let env = TestEnv::start();
+    let ids = workload(&env.client("alice")).await;
+    let cmks = recover_cmks(&env, &ids);
+    let pid = env.daemon_pid();
+    let needles: Vec<&[u8]> = cmks.iter().map(|(_, m)| m.as_slice()).collect();
+    let report = memscan::scan(pid, &needles);
+    let mut problems = Vec::new();
+    for (i, (id, _)) in cmks.iter().enumerate() {
+        let (exposed, _) = exposed_copies(pid, &report, i);
+        problems.extend(exposed.into_iter().map(|e| format!("CMK {id}: {e}")));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} CMK copies in hsm-daemon outside locked, undumpable memory:\n{}",
+        problems.len(),
+        problems.join("\n")
     );
 }
 
