@@ -167,7 +167,11 @@ pub struct Page<T> {
 pub(crate) const DEFAULT_LIMIT: i64 = 100;
 pub(crate) const MAX_LIMIT: i64 = 1000;
 
-/// Pages `items` (sorted by `name`) after the opaque `marker`.
+/// Prefix inside every marker, so a marker this KMS did not make is refused.
+const MARKER_TAG: &str = "hkms1:";
+
+/// Pages `items` (sorted by `name`) after the opaque `marker`: the base64url
+/// of [`MARKER_TAG`] and the last name returned.
 pub(crate) fn paginate<T>(
     items: Vec<T>,
     name: impl Fn(&T) -> &str,
@@ -192,7 +196,8 @@ pub(crate) fn paginate<T>(
                 )
             };
             let bytes = URL_SAFE_NO_PAD.decode(m).map_err(|_| bad())?;
-            Some(String::from_utf8(bytes).map_err(|_| bad())?)
+            let text = String::from_utf8(bytes).map_err(|_| bad())?;
+            Some(text.strip_prefix(MARKER_TAG).ok_or_else(bad)?.to_owned())
         }
     };
     let limit = usize::try_from(limit).unwrap_or(100);
@@ -202,7 +207,8 @@ pub(crate) fn paginate<T>(
     let page: Vec<T> = rest.by_ref().take(limit).collect();
     let truncated = rest.next().is_some();
     let next_marker = if truncated {
-        page.last().map(|t| URL_SAFE_NO_PAD.encode(name(t)))
+        page.last()
+            .map(|t| URL_SAFE_NO_PAD.encode(format!("{MARKER_TAG}{}", name(t))))
     } else {
         None
     };

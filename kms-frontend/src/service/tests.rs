@@ -573,10 +573,15 @@ fn pagination() {
         ));
     }
     assert!(paginate(items.clone(), |s| s.as_str(), None, Some(1000)).is_ok());
-    assert!(matches!(
-        paginate(items, |s| s.as_str(), Some("!!not base64!!"), None),
-        Err(KmsError::InvalidMarker(_))
-    ));
+    for bad in ["!!not base64!!", "not-a-marker", "azAx"] {
+        assert!(
+            matches!(
+                paginate(items.clone(), |s| s.as_str(), Some(bad), None),
+                Err(KmsError::InvalidMarker(_))
+            ),
+            "{bad}"
+        );
+    }
     let empty: Vec<String> = vec![];
     let p = paginate(empty, |s| s.as_str(), None, Some(1)).expect("empty");
     assert!(p.items.is_empty() && !p.truncated);
