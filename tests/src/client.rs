@@ -20,6 +20,8 @@ pub struct ClientOptions {
     pub secret_access_key: String,
     /// Sign as if the clock said this (a `StaticTimeSource`).
     pub time: Option<SystemTime>,
+    /// Sign for this region instead of `us-east-1`.
+    pub region: Option<String>,
 }
 
 impl TestEnv {
@@ -30,6 +32,7 @@ impl TestEnv {
             access_key_id: p.access_key_id.clone(),
             secret_access_key: p.secret_access_key.clone(),
             time: None,
+            region: None,
         }
     }
 
@@ -51,6 +54,7 @@ impl TestEnv {
             access_key_id: "AKIAUNKNOWNUNKNOWN00".into(),
             secret_access_key: "not-a-configured-secret-access-key-00000".into(),
             time: None,
+            region: None,
         })
     }
 
@@ -78,7 +82,9 @@ impl TestEnv {
             .build_https();
         let mut config = aws_sdk_kms::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(crate::REGION))
+            .region(Region::new(
+                opts.region.unwrap_or_else(|| crate::REGION.to_owned()),
+            ))
             .endpoint_url(self.endpoint())
             .credentials_provider(Credentials::new(
                 opts.access_key_id,

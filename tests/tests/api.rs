@@ -834,3 +834,153 @@ async fn denies_cross_tenant_key() {
     assert_eq!(key_state(&alice, &id).await, KeyState::Enabled);
     assert_eq!(decrypt(&alice, &blob, &[]).await, b"alice only");
 }
+
+#[tokio::test]
+async fn list_keys_rejects_bad_limit_and_marker() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    create_key(&c).await;
+    for limit in [0, 1001] {
+        assert_err!(
+            c.list_keys().limit(limit).send().await,
+            "ValidationException"
+        );
+    }
+    assert_err!(
+        c.list_keys().marker("not-a-marker").send().await,
+        "InvalidMarkerException"
+    );
+    let out = c.list_keys().limit(1000).send().await.expect("Limit 1000");
+    assert_eq!(out.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn key_state_transitions_refused_in_the_wrong_state() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    // Cancelling a deletion that was never scheduled.
+    assert_err!(
+        c.cancel_key_deletion().key_id(&id).send().await,
+        "KMSInvalidStateException"
+    );
+    c.schedule_key_deletion()
+        .key_id(&id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    // Scheduling twice, enabling or disabling a key pending deletion.
+    assert_err!(
+        c.schedule_key_deletion()
+            .key_id(&id)
+            .pending_window_in_days(7)
+            .send()
+            .await,
+        "KMSInvalidStateException"
+    );
+    assert_err!(
+        c.enable_key().key_id(&id).send().await,
+        "KMSInvalidStateException"
+    );
+    assert_err!(
+        c.disable_key().key_id(&id).send().await,
+        "KMSInvalidStateException"
+    );
+    assert_err!(
+        c.generate_data_key()
+            .key_id(&id)
+            .key_spec(DataKeySpec::Aes256)
+            .send()
+            .await,
+        "KMSInvalidStateException"
+    );
+    // DescribeKey still works and ListKeys still lists it.
+    assert_eq!(key_state(&c, &id).await, KeyState::PendingDeletion);
+    let listed = c.list_keys().send().await.unwrap();
+    assert_eq!(listed.keys().len(), 1);
+}
+
+#[tokio::test]
+async fn re_encrypt_to_disabled_key_is_refused() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let k1 = create_key(&c).await;
+    let k2 = create_key(&c).await;
+    let blob = encrypt(&c, &k1, b"x", &[]).await;
+    c.disable_key().key_id(&k2).send().await.unwrap();
+    assert_err!(
+        c.re_encrypt()
+            .ciphertext_blob(Blob::new(blob))
+            .destination_key_id(&k2)
+            .send()
+            .await,
+        "DisabledException"
+    );
+}
+
+#[tokio::test]
+async fn decrypt_with_alias_key_id() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let k1 = create_key(&c).await;
+    let k2 = create_key(&c).await;
+    for (alias, key) in [("alias/one", &k1), ("alias/two", &k2)] {
+        c.create_alias()
+            .alias_name(alias)
+            .target_key_id(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let blob = encrypt(&c, &k1, b"aliased", &[]).await;
+    let out = c
+        .decrypt()
+        .key_id("alias/one")
+        .ciphertext_blob(Blob::new(blob.clone()))
+        .send()
+        .await
+        .expect("Decrypt with the alias of the right key");
+    assert_eq!(out.plaintext().unwrap().as_ref(), b"aliased");
+    assert_err!(
+        c.decrypt()
+            .key_id("alias/two")
+            .ciphertext_blob(Blob::new(blob))
+            .send()
+            .await,
+        "IncorrectKeyException"
+    );
+}
+
+#[tokio::test]
+async fn decrypt_rejects_garbage_blobs() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    let real = encrypt(&c, &id, b"x", &[]).await;
+    let random: Vec<u8> = (0..80).map(|_| rand::random::<u8>() | 0x80).collect();
+    // A header that names a key id of 200 bytes, and one cut inside the header.
+    let mut long_id = vec![1u8, 200];
+    long_id.extend(std::iter::repeat_n(b'a', 230));
+    for bad in [random, long_id, real[..10].to_vec(), vec![1]] {
+        assert_err!(
+            c.decrypt().ciphertext_blob(Blob::new(bad)).send().await,
+            "InvalidCiphertextException"
+        );
+    }
+}
+
+#[tokio::test]
+async fn generate_data_key_number_of_bytes_zero_is_invalid() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    assert_err!(
+        c.generate_data_key()
+            .key_id(&id)
+            .number_of_bytes(0)
+            .send()
+            .await,
+        "ValidationException"
+    );
+}

@@ -135,3 +135,13 @@ async fn health_needs_no_authentication() {
     let r = env.raw(RawRequest::get("/health").http1()).await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn rejects_signature_scoped_to_another_region() {
+    let env = TestEnv::start();
+    let mut o = env.client_options("alice");
+    o.region = Some("eu-west-1".into());
+    let c = env.client_with(o);
+    assert_err!(c.create_key().send().await, "InvalidSignatureException");
+    assert_eq!(alice_key_count(&env).await, 0);
+}

@@ -214,3 +214,127 @@ async fn garbage_on_daemon_socket_hurts_nothing() {
     poke_daemon(&env, &random);
     still_serves(&mut env).await;
 }
+
+/// Many requests in flight at once over one HTTP/2 connection, on several
+/// keys: each gets its own answer (the frontend pipelines them to the daemon,
+/// whose replies may come back out of order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_get_their_own_answers() {
+    let mut env = TestEnv::start();
+    let c = env.client("alice");
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        let out = c.create_key().send().await.unwrap();
+        keys.push(out.key_metadata().unwrap().key_id().to_owned());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200usize {
+        let c = c.clone();
+        let key = keys[i % keys.len()].clone();
+        tasks.spawn(async move {
+            let pt = format!("message number {i}").into_bytes();
+            let ctx = i.to_string();
+            let out = c
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(pt.clone()))
+                .encryption_context("i", &ctx)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("Encrypt {i}: {e:?}"));
+            assert_eq!(out.key_id(), Some(hsm_kms_tests::key_arn(&key).as_str()));
+            let blob = out.ciphertext_blob().unwrap().clone();
+            let out = c
+                .decrypt()
+                .ciphertext_blob(blob)
+                .encryption_context("i", &ctx)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("Decrypt {i}: {e:?}"));
+            assert_eq!(
+                out.plaintext().unwrap().as_ref(),
+                pt.as_slice(),
+                "request {i}"
+            );
+            let dk = c
+                .generate_data_key()
+                .key_id(&key)
+                .number_of_bytes(i32::try_from(i % 64 + 1).unwrap())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GenerateDataKey {i}: {e:?}"));
+            assert_eq!(dk.plaintext().unwrap().as_ref().len(), i % 64 + 1);
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    still_serves(&mut env).await;
+}
+
+/// With the daemon gone, crypto calls fail with a 5xx AWS error (not a hang,
+/// not a crash); once it is back, the same frontend reconnects by itself.
+#[tokio::test]
+async fn daemon_down_gives_aws_5xx_then_recovers() {
+    let mut env = TestEnv::start();
+    let c = env.client("alice");
+    let id = c
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_owned();
+    env.kill9_daemon();
+    let res = c
+        .encrypt()
+        .key_id(&id)
+        .plaintext(Blob::new(b"x"))
+        .send()
+        .await;
+    let info = match res {
+        Ok(_) => panic!("Encrypt succeeded with no daemon"),
+        Err(e) => hsm_kms_tests::err_info(&e),
+    };
+    assert!(
+        matches!(
+            info.code.as_deref(),
+            Some("KMSInternalException" | "DependencyTimeoutException")
+        ),
+        "{info:?}"
+    );
+    assert_eq!(info.status, Some(500), "{info:?}");
+    assert_eq!(
+        env.frontend_exit(),
+        None,
+        "kms-frontend exited without its daemon"
+    );
+    env.start_daemon();
+    // Each connection of the frontend's pool holds off reconnecting for a
+    // short backoff after a failed connect (documented in hsm_client); the
+    // frontend must come back by itself: wait for a run of successes that
+    // goes through every pool slot.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut run = 0;
+    while run < 8 {
+        let res = c
+            .encrypt()
+            .key_id(&id)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await;
+        match res {
+            Ok(_) => run += 1,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let info = hsm_kms_tests::err_info(&e);
+                assert_eq!(info.status, Some(500), "{info:?}");
+                run = 0;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("frontend did not reconnect to the restarted daemon: {e:?}"),
+        }
+    }
+    still_serves(&mut env).await;
+}
