@@ -274,7 +274,7 @@ impl TestEnv {
         );
     }
 
-    fn spawn_daemon(&mut self) {
+    fn serve_command(&self) -> Command {
         let mut cmd = self.daemon_command();
         cmd.arg("serve")
             .arg("--state-dir")
@@ -285,10 +285,36 @@ impl TestEnv {
             cmd.arg("--allow-uid")
                 .arg(nix::unistd::getuid().to_string());
         }
-        let (proc, line) = spawn_ready(cmd, "hsm-daemon", "READY unix:", &self.daemon_log);
+        cmd
+    }
+
+    fn daemon_ready(&mut self, proc: Proc, line: &str) {
         let expected = format!("READY unix:{}", self.socket.display());
         assert_eq!(line.trim_end(), expected, "hsm-daemon READY line");
         self.daemon = Some(proc);
+    }
+
+    fn spawn_daemon(&mut self) {
+        let (proc, line) = spawn_ready(
+            self.serve_command(),
+            "hsm-daemon",
+            "READY unix:",
+            &self.daemon_log,
+        );
+        self.daemon_ready(proc, &line);
+    }
+
+    /// Starts the daemon from an async test without blocking its runtime
+    /// (clients' connection tasks must keep running meanwhile).
+    async fn spawn_daemon_async(&mut self) {
+        let cmd = self.serve_command();
+        let log = self.daemon_log.clone();
+        let (proc, line) = tokio::task::spawn_blocking(move || {
+            spawn_ready(cmd, "hsm-daemon", "READY unix:", &log)
+        })
+        .await
+        .expect("daemon start-up thread");
+        self.daemon_ready(proc, &line);
     }
 
     fn write_config(&self) {
@@ -312,14 +338,17 @@ impl TestEnv {
         fs::set_permissions(&self.config, fs::Permissions::from_mode(0o600)).expect("chmod config");
     }
 
-    fn spawn_frontend(&mut self) {
+    fn frontend_command(&self) -> Command {
         let mut cmd = Command::new(bin_path("kms-frontend"));
         cmd.arg("--config").arg(&self.config);
         cmd.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         );
-        let (proc, line) = spawn_ready(cmd, "kms-frontend", "READY https://", &self.frontend_log);
+        cmd
+    }
+
+    fn frontend_ready(&mut self, proc: Proc, line: &str) {
         let mut parts = line.split_whitespace();
         let _ready = parts.next();
         let endpoint = parts.next().expect("READY line has an endpoint").to_owned();
@@ -338,38 +367,60 @@ impl TestEnv {
         self.frontend = Some(proc);
     }
 
+    fn spawn_frontend(&mut self) {
+        let (proc, line) = spawn_ready(
+            self.frontend_command(),
+            "kms-frontend",
+            "READY https://",
+            &self.frontend_log,
+        );
+        self.frontend_ready(proc, &line);
+    }
+
+    /// Starts the frontend without blocking the test's runtime.
+    async fn spawn_frontend_async(&mut self) {
+        let cmd = self.frontend_command();
+        let log = self.frontend_log.clone();
+        let (proc, line) = tokio::task::spawn_blocking(move || {
+            spawn_ready(cmd, "kms-frontend", "READY https://", &log)
+        })
+        .await
+        .expect("frontend start-up thread");
+        self.frontend_ready(proc, &line);
+    }
+
     /// SIGTERM the frontend, require exit status 0, start it again on the same
-    /// state. The port may change: build clients after this returns.
-    pub fn restart_frontend(&mut self) {
-        let status = self
-            .frontend
-            .take()
-            .expect("frontend running")
-            .terminate()
+    /// state. The port may change: build clients after this returns. Waits
+    /// off the runtime so clients' connection tasks keep running (a blocked
+    /// runtime could not answer the server's GOAWAY).
+    pub async fn restart_frontend(&mut self) {
+        let proc = self.frontend.take().expect("frontend running");
+        let status = tokio::task::spawn_blocking(move || proc.terminate())
+            .await
+            .expect("stop thread")
             .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&self.frontend_log)));
         assert!(
             status.success(),
             "kms-frontend exited with {status} after SIGTERM\n{}",
             log_tail(&self.frontend_log)
         );
-        self.spawn_frontend();
+        self.spawn_frontend_async().await;
     }
 
     /// SIGTERM the daemon, require exit status 0, start it again on the same
     /// state and socket. The frontend keeps running and must reconnect.
-    pub fn restart_daemon(&mut self) {
-        let status = self
-            .daemon
-            .take()
-            .expect("daemon running")
-            .terminate()
+    pub async fn restart_daemon(&mut self) {
+        let proc = self.daemon.take().expect("daemon running");
+        let status = tokio::task::spawn_blocking(move || proc.terminate())
+            .await
+            .expect("stop thread")
             .unwrap_or_else(|e| panic!("{e}\n{}", log_tail(&self.daemon_log)));
         assert!(
             status.success(),
             "hsm-daemon exited with {status} after SIGTERM\n{}",
             log_tail(&self.daemon_log)
         );
-        self.spawn_daemon();
+        self.spawn_daemon_async().await;
     }
 
     /// SIGKILL the frontend (no restart).
@@ -387,15 +438,15 @@ impl TestEnv {
     }
 
     /// Start the frontend again after [`Self::kill9_frontend`].
-    pub fn start_frontend(&mut self) {
+    pub async fn start_frontend(&mut self) {
         assert!(self.frontend.is_none(), "frontend already running");
-        self.spawn_frontend();
+        self.spawn_frontend_async().await;
     }
 
     /// Start the daemon again after [`Self::kill9_daemon`].
-    pub fn start_daemon(&mut self) {
+    pub async fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
-        self.spawn_daemon();
+        self.spawn_daemon_async().await;
     }
 
     /// `None` while the frontend is still running, its exit status once it

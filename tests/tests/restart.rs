@@ -147,7 +147,7 @@ async fn check_fixture(c: &Client, f: &Fixture) {
 async fn state_survives_frontend_restart() {
     let mut env = TestEnv::start();
     let f = make_fixture(&env.client("alice")).await;
-    env.restart_frontend();
+    env.restart_frontend().await;
     check_fixture(&env.client("alice"), &f).await;
 }
 
@@ -156,7 +156,7 @@ async fn state_survives_daemon_restart() {
     let mut env = TestEnv::start();
     let c = env.client("alice");
     let f = make_fixture(&c).await;
-    env.restart_daemon();
+    env.restart_daemon().await;
     // The same client (same frontend): the frontend must reconnect by itself.
     check_fixture(&c, &f).await;
 }
@@ -167,7 +167,7 @@ async fn state_survives_daemon_kill9() {
     let c = env.client("alice");
     let f = make_fixture(&c).await;
     env.kill9_daemon();
-    env.start_daemon();
+    env.start_daemon().await;
     check_fixture(&c, &f).await;
 }
 
@@ -176,8 +176,8 @@ async fn state_survives_both_restarted() {
     let mut env = TestEnv::start();
     let f = make_fixture(&env.client("alice")).await;
     env.kill9_frontend();
-    env.restart_daemon();
-    env.start_frontend();
+    env.restart_daemon().await;
+    env.start_frontend().await;
     check_fixture(&env.client("alice"), &f).await;
 }
 
@@ -228,7 +228,7 @@ async fn acknowledged_writes_survive_frontend_kill9() {
         t.await.unwrap();
     }
     let acks = acks.lock().unwrap().clone();
-    env.start_frontend();
+    env.start_frontend().await;
     let c = env.client("alice");
     let listed: std::collections::BTreeSet<String> = {
         let mut all = std::collections::BTreeSet::new();

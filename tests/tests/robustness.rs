@@ -311,7 +311,7 @@ async fn daemon_down_gives_aws_5xx_then_recovers() {
         None,
         "kms-frontend exited without its daemon"
     );
-    env.start_daemon();
+    env.start_daemon().await;
     // Each connection of the frontend's pool holds off reconnecting for a
     // short backoff after a failed connect (documented in hsm_client); the
     // frontend must come back by itself: wait for a run of successes that
