@@ -32,6 +32,8 @@ pub struct RawRequest {
     pub http1: bool,
     /// Send this body instead of the signed one (a request altered in flight).
     pub body_override: Option<Vec<u8>>,
+    /// Headers set after signing (replacing any the signer set).
+    pub extra_headers: Vec<(String, String)>,
 }
 
 impl RawRequest {
@@ -47,6 +49,7 @@ impl RawRequest {
             sign_as: Some("alice".into()),
             http1: false,
             body_override: None,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -61,6 +64,7 @@ impl RawRequest {
             sign_as: None,
             http1: false,
             body_override: None,
+            extra_headers: Vec::new(),
         }
     }
 
@@ -84,6 +88,12 @@ impl RawRequest {
     /// Sign `self.body` but send `body`.
     pub fn send_body_instead(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body_override = Some(body.into());
+        self
+    }
+
+    /// Set `name: value` after signing.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
         self
     }
 
@@ -201,6 +211,12 @@ impl TestEnv {
             .expect("signable request");
             let (instructions, _sig) = sign(signable, &params).expect("sign").into_parts();
             instructions.apply_to_request_http1x(&mut request);
+        }
+        for (name, value) in &req.extra_headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                http::HeaderValue::from_str(value).expect("header value"),
+            );
         }
         if let Some(other) = &req.body_override {
             *request.body_mut() = Full::new(Bytes::from(other.clone()));

@@ -145,3 +145,35 @@ async fn rejects_signature_scoped_to_another_region() {
     assert_err!(c.create_key().send().await, "InvalidSignatureException");
     assert_eq!(alice_key_count(&env).await, 0);
 }
+
+#[tokio::test]
+async fn rejects_malformed_authorization_header() {
+    let env = TestEnv::start();
+    for auth in [
+        "AWS4-HMAC-SHA256 garbage",
+        "AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature=00",
+        "Basic YWxpY2U6c2VjcmV0",
+    ] {
+        let r = env
+            .raw(
+                RawRequest::kms("CreateKey", "{}")
+                    .unsigned()
+                    .header("x-amz-date", "20260101T000000Z")
+                    .header("authorization", auth),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "{auth}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(
+            r.error_type().as_deref(),
+            Some("IncompleteSignatureException"),
+            "{auth}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert_eq!(alice_key_count(&env).await, 0);
+}

@@ -55,21 +55,37 @@ fn init_creates_private_files_and_refuses_to_overwrite() {
     assert_ne!(fs::read(other.join("master.key")).unwrap(), bytes);
 }
 
-/// Runs `serve` and expects it to exit non-zero without printing READY.
+/// Runs `serve` and expects it to exit non-zero without printing READY
+/// (killing it, and failing, if it is still running after 10 s).
 fn assert_serve_refuses(state: &Path, socket: &Path, why: &str) {
-    let out = Command::new(bin_path("hsm-daemon"))
+    let mut child = Command::new(bin_path("hsm-daemon"))
         .arg("serve")
         .arg("--state-dir")
         .arg(state)
         .arg("--socket")
         .arg(socket)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("serve started (still running after 10 s) with {why}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
     assert!(
-        !out.status.success() && !stdout.contains("READY"),
-        "serve started with {why}: {out:?}"
+        !status.success() && !stdout.contains("READY"),
+        "serve started with {why}: {status} {stdout:?}"
     );
 }
 
