@@ -984,3 +984,198 @@ async fn generate_data_key_number_of_bytes_zero_is_invalid() {
         "ValidationException"
     );
 }
+
+#[tokio::test]
+async fn encryption_context_is_bound_unambiguously() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    // Concatenations that a naive canonical form would confuse.
+    let blob = encrypt(&c, &id, b"ctx", &[("a", "bc")]).await;
+    for other in [
+        vec![("ab", "c")],
+        vec![("a", "b"), ("c", "")],
+        vec![("abc", "")],
+        vec![("A", "bc")],
+    ] {
+        let mut req = c.decrypt().ciphertext_blob(Blob::new(blob.clone()));
+        for (k, v) in &other {
+            req = req.encryption_context(*k, *v);
+        }
+        assert_err!(req.send().await, "InvalidCiphertextException");
+    }
+    assert_eq!(decrypt(&c, &blob, &[("a", "bc")]).await, b"ctx");
+    // Non-ASCII keys and values round-trip, in any order.
+    let ctx = [("ключ", "значение"), ("clé", "valeur ✓"), ("a", "😀")];
+    let blob = encrypt(&c, &id, b"unicode", &ctx).await;
+    let shuffled = [ctx[2], ctx[0], ctx[1]];
+    assert_eq!(decrypt(&c, &blob, &shuffled).await, b"unicode");
+}
+
+#[tokio::test]
+async fn encrypt_by_alias_arn_and_rejects_empty_plaintext() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    c.create_alias()
+        .alias_name("alias/arn-form")
+        .target_key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let out = c
+        .encrypt()
+        .key_id(alias_arn("alias/arn-form"))
+        .plaintext(Blob::new(b"z"))
+        .send()
+        .await
+        .expect("Encrypt by alias ARN");
+    assert_eq!(out.key_id(), Some(key_arn(&id).as_str()));
+    assert_err!(
+        c.encrypt()
+            .key_id(&id)
+            .plaintext(Blob::new(Vec::new()))
+            .send()
+            .await,
+        "ValidationException"
+    );
+}
+
+#[tokio::test]
+async fn list_aliases_paginates() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    let names = ["alias/p1", "alias/p2", "alias/p3"];
+    for n in names {
+        c.create_alias()
+            .alias_name(n)
+            .target_key_id(&id)
+            .send()
+            .await
+            .unwrap();
+    }
+    let p1 = c.list_aliases().key_id(&id).limit(2).send().await.unwrap();
+    assert_eq!(p1.aliases().len(), 2);
+    assert!(p1.truncated());
+    let p2 = c
+        .list_aliases()
+        .key_id(&id)
+        .limit(2)
+        .marker(p1.next_marker().expect("NextMarker"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p2.aliases().len(), 1);
+    assert!(!p2.truncated());
+    let mut all: Vec<&str> = p1
+        .aliases()
+        .iter()
+        .chain(p2.aliases())
+        .map(|a| a.alias_name().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, names);
+}
+
+#[tokio::test]
+async fn denies_cross_tenant_alias() {
+    let env = TestEnv::start();
+    let alice = env.client("alice");
+    let bob = env.client("bob");
+    let id = create_key(&alice).await;
+    let bob_key = create_key(&bob).await;
+    alice
+        .create_alias()
+        .alias_name("alias/alices")
+        .target_key_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_err!(
+        bob.delete_alias().alias_name("alias/alices").send().await,
+        "AccessDeniedException"
+    );
+    assert_err!(
+        bob.update_alias()
+            .alias_name("alias/alices")
+            .target_key_id(&bob_key)
+            .send()
+            .await,
+        "AccessDeniedException"
+    );
+    assert_err!(
+        bob.encrypt()
+            .key_id("alias/alices")
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+        "AccessDeniedException"
+    );
+    let bobs = bob.list_aliases().send().await.unwrap();
+    assert!(
+        bobs.aliases()
+            .iter()
+            .all(|a| a.alias_name() != Some("alias/alices")),
+        "bob sees alice's alias: {:?}",
+        bobs.aliases()
+    );
+    let m = alice
+        .describe_key()
+        .key_id("alias/alices")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.key_metadata().unwrap().key_id(), id, "alias unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_alias_has_one_winner() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let mut keys = Vec::new();
+    for _ in 0..4 {
+        keys.push(create_key(&c).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let c = c.clone();
+        let key = keys[i % keys.len()].clone();
+        tasks.spawn(async move {
+            let res = c
+                .create_alias()
+                .alias_name("alias/contended")
+                .target_key_id(&key)
+                .send()
+                .await;
+            match res {
+                Ok(_) => Some(key),
+                Err(e) => {
+                    let info = hsm_kms_tests::err_info(&e);
+                    assert_eq!(
+                        info.code.as_deref(),
+                        Some("AlreadyExistsException"),
+                        "{e:?}"
+                    );
+                    None
+                }
+            }
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        winners.extend(r.unwrap());
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one CreateAlias wins: {winners:?}"
+    );
+    let m = c
+        .describe_key()
+        .key_id("alias/contended")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.key_metadata().unwrap().key_id(), winners[0]);
+}

@@ -338,3 +338,18 @@ async fn daemon_down_gives_aws_5xx_then_recovers() {
     }
     still_serves(&mut env).await;
 }
+
+#[tokio::test]
+async fn unknown_json_fields_are_ignored() {
+    // AWS JSON services ignore members they do not know, which lets newer
+    // SDKs talk to older services.
+    let mut env = TestEnv::start();
+    let r = env
+        .raw(RawRequest::kms(
+            "GenerateRandom",
+            r#"{"NumberOfBytes":16,"SomeFutureField":{"x":[1,2]}}"#,
+        ))
+        .await;
+    assert_eq!(r.status, 200, "body {}", body(&r));
+    still_serves(&mut env).await;
+}
