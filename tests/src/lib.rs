@@ -10,6 +10,7 @@ pub mod client;
 pub mod env;
 pub mod errors;
 pub mod memscan;
+pub mod ops;
 pub mod raw;
 
 pub use client::ClientOptions;
