@@ -466,3 +466,66 @@ async fn generate_random_lengths_and_bounds() {
         );
     }
 }
+
+#[tokio::test]
+async fn decrypt_rejects_header_naming_another_key_or_version() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let k1 = create_key(&c).await;
+    let k2 = create_key(&c).await;
+    let blob = encrypt(&c, &k1, b"whose?", &[]).await;
+    let n = usize::from(blob[1]);
+    assert_eq!(k1.len(), k2.len());
+    // The same sealed body under a header that names k2.
+    let mut swapped = blob.clone();
+    swapped[2..2 + n].copy_from_slice(k2.as_bytes());
+    assert_err!(
+        c.decrypt().ciphertext_blob(Blob::new(swapped)).send().await,
+        "InvalidCiphertextException"
+    );
+    // A key version that does not exist.
+    for byte in [2 + n, 2 + n + 3] {
+        let mut bad = blob.clone();
+        bad[byte] ^= 0x40;
+        assert_err!(
+            c.decrypt().ciphertext_blob(Blob::new(bad)).send().await,
+            "InvalidCiphertextException"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_fields_are_validation_errors() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let id = create_key(&c).await;
+    // CiphertextBlob: at most 6144 bytes.
+    assert_err!(
+        c.decrypt()
+            .ciphertext_blob(Blob::new(vec![1u8; 6145]))
+            .send()
+            .await,
+        "ValidationException"
+    );
+    // Description: at most 8192 characters.
+    assert_err!(
+        c.create_key().description("d".repeat(8193)).send().await,
+        "ValidationException"
+    );
+    // AliasName: at most 256 characters.
+    let long_alias = format!("alias/{}", "a".repeat(251));
+    assert_err!(
+        c.create_alias()
+            .alias_name(long_alias)
+            .target_key_id(&id)
+            .send()
+            .await,
+        "ValidationException"
+    );
+    // Within the limits all is well.
+    c.create_key()
+        .description("d".repeat(8192))
+        .send()
+        .await
+        .expect("8192-character description");
+}

@@ -263,3 +263,108 @@ async fn acknowledged_writes_survive_frontend_kill9() {
         }
     }
 }
+
+/// kill -9 of the daemon while CreateKey/Encrypt calls are in flight: the
+/// calls fail with an AWS 5xx or succeed; afterwards every listed key is
+/// whole (usable), and every acknowledged key and ciphertext is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_half_written_keys_after_daemon_kill9() {
+    let mut env = TestEnv::start();
+    let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let c = env.client("alice");
+        let acks = acks.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let res = c.create_key().description(format!("w{w}-{i}")).send().await;
+                let id = match res {
+                    Ok(out) => out.key_metadata().unwrap().key_id().to_owned(),
+                    Err(e) => {
+                        let info = hsm_kms_tests::err_info(&e);
+                        assert_eq!(info.status, Some(500), "CreateKey: {e:?}");
+                        continue;
+                    }
+                };
+                acks.lock().unwrap().push(Ack::Key(id.clone()));
+                let pt = format!("w{w} message {i}").into_bytes();
+                match c
+                    .encrypt()
+                    .key_id(&id)
+                    .plaintext(Blob::new(pt.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(out) => {
+                        let blob = out.ciphertext_blob().unwrap().as_ref().to_vec();
+                        acks.lock().unwrap().push(Ack::Blob(id, pt, blob));
+                    }
+                    Err(e) => {
+                        let info = hsm_kms_tests::err_info(&e);
+                        assert_eq!(info.status, Some(500), "Encrypt: {e:?}");
+                    }
+                }
+            }
+        }));
+    }
+    while acks.lock().unwrap().len() < 12 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    env.kill9_daemon();
+    // Let the writers run into the dead daemon for a moment.
+    let seen = acks.lock().unwrap().len();
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    env.start_daemon().await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acks = acks.lock().unwrap().clone();
+    assert!(acks.len() >= seen);
+    let c = env.client("alice");
+    // Wait out the frontend's reconnect backoff.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.generate_random().number_of_bytes(1).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "frontend did not reconnect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut listed = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = c.list_keys().set_marker(marker).send().await.unwrap();
+        listed.extend(out.keys().iter().map(|k| k.key_id().unwrap().to_owned()));
+        if !out.truncated() {
+            break;
+        }
+        marker = out.next_marker().map(str::to_owned);
+    }
+    for id in &listed {
+        c.encrypt()
+            .key_id(id)
+            .plaintext(Blob::new(b"whole?"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("listed key {id} is not usable: {e:?}"));
+    }
+    for a in &acks {
+        match a {
+            Ack::Key(id) => assert!(listed.contains(id), "acknowledged key {id} missing"),
+            Ack::Blob(id, pt, blob) => {
+                let out = c
+                    .decrypt()
+                    .ciphertext_blob(Blob::new(blob.clone()))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("acknowledged ciphertext under {id}: {e:?}"));
+                assert_eq!(out.plaintext().unwrap().as_ref(), pt.as_slice());
+            }
+        }
+    }
+}

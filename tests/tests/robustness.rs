@@ -353,3 +353,26 @@ async fn unknown_json_fields_are_ignored() {
     assert_eq!(r.status, 200, "body {}", body(&r));
     still_serves(&mut env).await;
 }
+
+/// Idle TCP connections and stalled TLS handshakes do not keep a normal
+/// client from being served.
+#[tokio::test]
+async fn idle_and_stalled_connections_do_not_block_service() {
+    let mut env = TestEnv::start();
+    let mut idle = Vec::new();
+    for i in 0..64 {
+        let mut s = tokio::net::TcpStream::connect(env.authority())
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            // Half a TLS ClientHello record header, then nothing.
+            tokio::io::AsyncWriteExt::write_all(&mut s, &[0x16, 0x03, 0x01, 0x02])
+                .await
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    still_serves(&mut env).await;
+    drop(idle);
+    still_serves(&mut env).await;
+}
