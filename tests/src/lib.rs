@@ -32,3 +32,14 @@ pub fn key_arn(key_id: &str) -> String {
 pub fn alias_arn(alias_name: &str) -> String {
     format!("arn:aws:kms:{REGION}:{ACCOUNT_ID}:{alias_name}")
 }
+
+/// True when running as root; otherwise prints why `test` is skipped.
+/// Reading another process's memory, running the daemon as another user and
+/// probing its socket as `nobody` need root.
+pub fn running_as_root(test: &str) -> bool {
+    let root = nix::unistd::getuid().is_root();
+    if !root {
+        eprintln!("SKIPPED {test}: needs root");
+    }
+    root
+}

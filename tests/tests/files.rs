@@ -213,6 +213,9 @@ except socket.timeout:
 
 #[test]
 fn socket_refuses_other_uid() {
+    if !hsm_kms_tests::running_as_root("socket_refuses_other_uid") {
+        return;
+    }
     if Command::new("python3").arg("-V").output().is_err() {
         eprintln!("SKIPPED socket_refuses_other_uid: python3 not installed");
         return;

@@ -118,6 +118,9 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn no_master_key_or_cmk_in_frontend_memory() {
+    if !hsm_kms_tests::running_as_root("no_master_key_or_cmk_in_frontend_memory") {
+        return;
+    }
     let env = TestEnv::start();
     let ids = workload(&env.client("alice")).await;
     let master = env.read_master_key();
@@ -254,6 +257,9 @@ fn exposed_copies(pid: u32, report: &ScanReport, i: usize) -> (Vec<String>, usiz
 /// locked memory excluded from core dumps (no stray copies on stacks or heap).
 #[tokio::test]
 async fn daemon_master_key_copies_are_locked_and_undumpable() {
+    if !hsm_kms_tests::running_as_root("daemon_master_key_copies_are_locked_and_undumpable") {
+        return;
+    }
     let env = TestEnv::start();
     workload(&env.client("alice")).await;
     let master = env.read_master_key();
@@ -277,6 +283,9 @@ async fn daemon_master_key_copies_are_locked_and_undumpable() {
 /// locked memory excluded from core dumps.
 #[tokio::test]
 async fn daemon_cmk_copies_are_locked_and_undumpable() {
+    if !hsm_kms_tests::running_as_root("daemon_cmk_copies_are_locked_and_undumpable") {
+        return;
+    }
     let env = TestEnv::start();
     let ids = workload(&env.client("alice")).await;
     let cmks = recover_cmks(&env, &ids);
@@ -298,6 +307,9 @@ async fn daemon_cmk_copies_are_locked_and_undumpable() {
 
 #[tokio::test]
 async fn daemon_is_not_dumpable() {
+    if !hsm_kms_tests::running_as_root("daemon_is_not_dumpable") {
+        return;
+    }
     // Run the daemon as `nobody`: a dumpable process's /proc/PID files belong
     // to its own uid, a non-dumpable one's to root. (With the daemon running as
     // root both would be root, which proves nothing.)
