@@ -24,6 +24,12 @@ pub enum InvalidReason {
     BadKeyId,
     #[error("operation is not supported for this key spec")]
     UnsupportedKeySpec,
+    #[error("algorithm is not valid for this key spec")]
+    UnsupportedAlgorithm,
+    #[error("digest length does not match the signing algorithm")]
+    DigestLength,
+    #[error("message is longer than 4096 bytes")]
+    MessageTooLarge,
 }
 
 /// A failure reported by hsm-daemon.

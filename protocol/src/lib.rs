@@ -13,11 +13,15 @@
 //! at once. Replies carry the id of their request and may come back in any
 //! order.
 
+pub mod algorithms;
 pub mod blob;
 pub mod error;
 pub mod frame;
 pub mod message;
 
+pub use algorithms::{
+    EncryptionAlgorithm, MAX_MESSAGE_LEN, MacAlgorithm, MessageType, SigningAlgorithm,
+};
 pub use error::{InvalidReason, WireError};
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, decode_body, encode_frame};
 pub use message::{

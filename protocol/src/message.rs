@@ -9,6 +9,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use crate::algorithms::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
+
 /// Version spoken by this build; both sides must agree exactly.
 pub const PROTOCOL_VERSION: u16 = 1;
 
@@ -125,6 +127,17 @@ pub struct KeyRef {
 pub enum KeySpec {
     /// AWS `SYMMETRIC_DEFAULT`: AES-256-GCM.
     SymmetricDefault,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EccNistP256,
+    EccNistP384,
+    EccNistP521,
+    EccSecgP256k1,
+    Hmac224,
+    Hmac256,
+    Hmac384,
+    Hmac512,
 }
 
 /// Length of a generated data key.
@@ -194,6 +207,64 @@ pub enum Request {
     },
     /// `len` bytes from the OS RNG, 1..=1024.
     GenerateRandom { len: u16 },
+    /// Drop every cached version of `key_id` from the daemon's memory
+    /// (after its deletion); returns how many were held.
+    EvictKey { key_id: String },
+    /// Which versions of `key_id` the daemon holds unwrapped right now.
+    CachedVersions { key_id: String },
+    /// The DER SubjectPublicKeyInfo of an asymmetric key.
+    GetPublicKey { key: KeyRef },
+    /// Sign `message` (or the digest it is) with an asymmetric private key.
+    Sign {
+        key: KeyRef,
+        message: SecretBytes,
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+    },
+    /// Check `signature` over `message` with an asymmetric key.
+    Verify {
+        key: KeyRef,
+        message: SecretBytes,
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    /// RSA-OAEP encryption under an RSA key's public half.
+    AsymmetricEncrypt {
+        key: KeyRef,
+        plaintext: SecretBytes,
+        algorithm: EncryptionAlgorithm,
+    },
+    /// RSA-OAEP decryption with an RSA private key.
+    AsymmetricDecrypt {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        ciphertext: Vec<u8>,
+        algorithm: EncryptionAlgorithm,
+    },
+    /// HMAC of `message` under an HMAC key.
+    GenerateMac {
+        key: KeyRef,
+        message: SecretBytes,
+        algorithm: MacAlgorithm,
+    },
+    /// Constant-time check of `mac` over `message`.
+    VerifyMac {
+        key: KeyRef,
+        message: SecretBytes,
+        algorithm: MacAlgorithm,
+        #[serde(with = "serde_bytes")]
+        mac: Vec<u8>,
+    },
+    /// A fresh asymmetric key pair of `pair_spec`; its PKCS#8 private key is
+    /// sealed under the symmetric `key` (a normal ciphertext blob).
+    GenerateDataKeyPair {
+        key: KeyRef,
+        pair_spec: KeySpec,
+        context: EncryptionContext,
+        with_plaintext: bool,
+    },
 }
 
 impl Request {
@@ -207,6 +278,16 @@ impl Request {
             Self::GenerateDataKey { .. } => "GenerateDataKey",
             Self::ReEncrypt { .. } => "ReEncrypt",
             Self::GenerateRandom { .. } => "GenerateRandom",
+            Self::EvictKey { .. } => "EvictKey",
+            Self::CachedVersions { .. } => "CachedVersions",
+            Self::GetPublicKey { .. } => "GetPublicKey",
+            Self::Sign { .. } => "Sign",
+            Self::Verify { .. } => "Verify",
+            Self::AsymmetricEncrypt { .. } => "AsymmetricEncrypt",
+            Self::AsymmetricDecrypt { .. } => "AsymmetricDecrypt",
+            Self::GenerateMac { .. } => "GenerateMac",
+            Self::VerifyMac { .. } => "VerifyMac",
+            Self::GenerateDataKeyPair { .. } => "GenerateDataKeyPair",
         }
     }
 }
@@ -246,6 +327,39 @@ pub enum Response {
     Random {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
+    },
+    Evicted {
+        versions: u32,
+    },
+    CachedVersions {
+        versions: Vec<u32>,
+    },
+    PublicKey {
+        /// DER SubjectPublicKeyInfo.
+        #[serde(with = "serde_bytes")]
+        der: Vec<u8>,
+    },
+    Signature {
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    /// Verify / VerifyMac: whether the signature or MAC matched.
+    Verified {
+        valid: bool,
+    },
+    Mac {
+        #[serde(with = "serde_bytes")]
+        mac: Vec<u8>,
+    },
+    DataKeyPair {
+        /// DER SubjectPublicKeyInfo.
+        #[serde(with = "serde_bytes")]
+        public_key: Vec<u8>,
+        /// DER PKCS#8 private key, when asked for.
+        private_plaintext: Option<SecretBytes>,
+        /// The PKCS#8 private key sealed under the request's symmetric key.
+        #[serde(with = "serde_bytes")]
+        private_blob: Vec<u8>,
     },
 }
 
