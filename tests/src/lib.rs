@@ -9,6 +9,7 @@ pub mod bins;
 pub mod client;
 pub mod env;
 pub mod errors;
+pub mod kmsctl;
 pub mod memscan;
 pub mod ops;
 pub mod raw;
@@ -16,6 +17,7 @@ pub mod raw;
 pub use client::ClientOptions;
 pub use env::{EnvOptions, Principal, TestEnv};
 pub use errors::{ErrInfo, err_info};
+pub use kmsctl::KmsctlOutput;
 pub use raw::{RawRequest, RawResponse};
 
 /// The account every test principal belongs to.
