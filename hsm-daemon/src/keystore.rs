@@ -1,19 +1,25 @@
 //! The keystore actor: the one owner of the master key and of every unwrapped
 //! CMK version.
 //!
-//! It runs as a single task that takes [`Command`]s on a bounded channel and
-//! answers each on a oneshot, so no key is ever shared between tasks and no
-//! lock is needed. Keys live in a [`KeySlab`] of locked memory allocated once:
-//! slot for the master key, the rest a bounded cache of unwrapped CMK
+//! It runs on one dedicated OS thread (not a tokio task) that takes
+//! [`Command`]s on a bounded channel and answers each on a oneshot, so no key
+//! is ever shared between threads and no lock is needed. That thread's stack
+//! is locked and undumpable (`secure_mem::stack`) and scrubbed after each
+//! batch of commands, because key schedules and key copies are built there;
+//! no key byte is ever held across an `.await` (which would put it in a
+//! heap-allocated future). Keys live in a [`KeySlab`] of locked memory
+//! allocated once: a slot for the master key, the rest a bounded cache of unwrapped CMK
 //! versions keyed by (key id, version) *and* the exact token bytes, so a
 //! different token for the same id never hits (it is unwrapped and checked
-//! afresh). When the cache is full the oldest entry is wiped and reused. When
-//! every [`KeystoreHandle`] is gone the task ends and the slab is zeroized.
+//! afresh). When no slot fits, the oldest entry whose slot does is wiped and
+//! reused. When every [`KeystoreHandle`] is gone the thread scrubs its stack
+//! and ends, and the slab is zeroized.
 //! Validation of request sizes and the wire mapping are `handlers`' job.
 
 use crate::crypto;
 use crate::error::DaemonError;
-use crate::secure_mem::{KEY_LEN, KeySlab, Slot};
+use crate::secure_mem::stack::{self, LockedStack};
+use crate::secure_mem::{KEY_LEN, KeySlab, MemCheck, Slot};
 use protocol::{
     EncryptionContext, KeyRef, KeySpec, KeyToken, PROTOCOL_VERSION, SecretBytes, StatusInfo,
 };
@@ -24,6 +30,12 @@ use zeroize::Zeroizing;
 
 /// Depth of the command queue; senders wait when it is full.
 const QUEUE_DEPTH: usize = 1024;
+/// Stack of the keystore thread, all of it locked: ample for the crypto.
+const STACK_BYTES: usize = 256 * 1024;
+/// Polls of an empty queue (each a `sched_yield`) before the thread parks.
+const POLL_YIELDS: u32 = 64;
+/// Under continuous load the stack is scrubbed at least this often.
+const SCRUB_EVERY: u32 = 256;
 
 /// One operation for the keystore, with sizes already validated.
 #[derive(Debug)]
@@ -81,7 +93,22 @@ struct Envelope {
     reply: oneshot::Sender<Result<Reply, DaemonError>>,
 }
 
-/// A cheap, cloneable way to reach the keystore task.
+/// The next command: a few yields' worth of polling first (under pipelined
+/// load the next command is usually microseconds away, and parking costs a
+/// futex wake-up on each side), then a blocking wait. `None` once every
+/// handle is gone.
+fn next_command(rx: &mut mpsc::Receiver<Envelope>) -> Option<Envelope> {
+    for _ in 0..POLL_YIELDS {
+        match rx.try_recv() {
+            Ok(envelope) => return Some(envelope),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.blocking_recv()
+}
+
+/// A cheap, cloneable way to reach the keystore thread.
 #[derive(Debug, Clone)]
 pub(crate) struct KeystoreHandle {
     tx: mpsc::Sender<Envelope>,
@@ -139,24 +166,65 @@ impl Keystore {
         }
     }
 
-    /// Starts the actor task on the current runtime.
-    pub(crate) fn spawn(self) -> (KeystoreHandle, tokio::task::JoinHandle<()>) {
+    /// Starts the actor on its own thread, which first locks its stack and
+    /// reports what the kernel says about it.
+    ///
+    /// # Errors
+    /// When the thread cannot be started or cannot find its stack.
+    pub(crate) fn spawn(
+        self,
+    ) -> std::io::Result<(KeystoreHandle, std::thread::JoinHandle<()>, MemCheck)> {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(self.run(rx));
-        (KeystoreHandle { tx }, task)
+        let (ready, started) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("keystore".into())
+            .stack_size(STACK_BYTES)
+            .spawn(move || {
+                let check = LockedStack::lock_current()
+                    .map_err(std::io::Error::from)
+                    .and_then(|s| s.verify());
+                let ok = check.is_ok();
+                let _ = ready.send(check);
+                if ok {
+                    self.run(rx);
+                }
+            })?;
+        let check = started
+            .recv()
+            .map_err(|_| std::io::Error::other("keystore thread died at start"))??;
+        Ok((KeystoreHandle { tx }, thread, check))
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
-        while let Some(Envelope { command, reply }) = rx.recv().await {
-            let result = self.execute(command);
-            // The requester may have gone (connection closed): nothing to do.
-            let _ = reply.send(result);
+    fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+        let mut since_scrub = 0u32;
+        while let Some(envelope) = next_command(&mut rx) {
+            self.serve(envelope);
+            since_scrub += 1;
+            // Drain what is queued, then scrub once for the whole batch.
+            while since_scrub < SCRUB_EVERY {
+                match rx.try_recv() {
+                    Ok(envelope) => {
+                        self.serve(envelope);
+                        since_scrub += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            stack::scrub();
+            since_scrub = 0;
         }
         tracing::info!(
             requests = self.requests,
             "keystore stopped; wiping key memory"
         );
         // `self` drops here: the slab is zeroized, unlocked and unmapped.
+    }
+
+    #[inline(never)]
+    fn serve(&mut self, Envelope { command, reply }: Envelope) {
+        let result = self.execute(command);
+        // The requester may have gone (connection closed): nothing to do.
+        let _ = reply.send(result);
     }
 
     fn master(&self) -> Result<&[u8; KEY_LEN], DaemonError> {
@@ -185,9 +253,9 @@ impl Keystore {
                 c.slot
             }
             None => {
-                let slot = match self.slab.alloc() {
+                let slot = match self.slab.alloc(KEY_LEN) {
                     Some(s) => s,
-                    None => self.evict_oldest()?,
+                    None => self.evict_oldest(KEY_LEN)?,
                 };
                 self.cache.insert(
                     name.clone(),
@@ -207,15 +275,20 @@ impl Keystore {
         Ok(slot)
     }
 
-    /// Wipes the oldest cached key and hands its slot over.
-    fn evict_oldest(&mut self) -> Result<Slot, DaemonError> {
-        while let Some(name) = self.order.pop_front() {
-            if let Some(old) = self.cache.remove(&name) {
-                self.slab.release(old.slot);
-                return self.slab.alloc().ok_or(DaemonError::NoSlot);
-            }
-        }
-        Err(DaemonError::NoSlot)
+    /// Wipes the oldest cached key whose slot can hold `len` bytes and
+    /// hands a slot for `len` bytes over.
+    fn evict_oldest(&mut self, len: usize) -> Result<Slot, DaemonError> {
+        let position = self.order.iter().position(|name| {
+            self.cache
+                .get(name)
+                .is_some_and(|c| self.slab.fits(c.slot, len))
+        });
+        let name = position
+            .and_then(|i| self.order.remove(i))
+            .ok_or(DaemonError::NoSlot)?;
+        let old = self.cache.remove(&name).ok_or(DaemonError::NoSlot)?;
+        self.slab.release(old.slot);
+        self.slab.alloc(len).ok_or(DaemonError::NoSlot)
     }
 
     fn key(&self, slot: Slot) -> Result<&[u8; KEY_LEN], DaemonError> {

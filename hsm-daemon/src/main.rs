@@ -21,14 +21,29 @@ mod server;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use config::{ServeArgs, ServeConfig};
-use secure_mem::KeySlab;
+use secure_mem::{KeySlab, MemCheck, SizeClass};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-/// Slots of locked memory: one for the master key, the rest cache CMKs.
-const KEY_SLOTS: u32 = 1025;
+/// Locked key memory: 32-byte slots for the master key and cached AES CMKs,
+/// and larger classes for variable-size material (HMAC and EC keys; RSA
+/// private keys in DER, up to about 2.5 KB for RSA-4096).
+const SLAB_CLASSES: [SizeClass; 3] = [
+    SizeClass {
+        bytes: secure_mem::KEY_LEN,
+        slots: 1025,
+    },
+    SizeClass {
+        bytes: 256,
+        slots: 64,
+    },
+    SizeClass {
+        bytes: 4096,
+        slots: 64,
+    },
+];
 
 #[derive(Debug, Parser)]
 #[command(name = "hsm-daemon", version, about = "Software HSM for hsm-kms")]
@@ -83,8 +98,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServeConfig::from_args(args)?;
     hardening::apply().context("hardening the process")?;
 
-    let mut slab = KeySlab::new(KEY_SLOTS).context("mapping key memory")?;
-    let master = slab.alloc().context("no slot for the master key")?;
+    let mut slab = KeySlab::new(&SLAB_CLASSES).context("mapping key memory")?;
+    let master = slab
+        .alloc(secure_mem::KEY_LEN)
+        .context("no slot for the master key")?;
     let slot = slab
         .key_mut(master)
         .context("master key slot out of range")?;
@@ -92,34 +109,50 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let check = slab
         .verify()
         .context("reading /proc/self to check key memory")?;
-    if check.is_ok() {
-        info!(
-            vm_lck_kb = check.vm_lck_kb,
-            "key memory is locked and excluded from core dumps"
-        );
-    } else if cfg.allow_unlocked_memory {
-        warn!(
-            ?check,
-            "!!! KEY MEMORY IS NOT LOCKED OR NOT EXCLUDED FROM DUMPS; \
-             --allow-unlocked-memory is for development only !!!"
-        );
-    } else {
-        bail!(
-            "key memory is not locked and undumpable ({check:?}); raise RLIMIT_MEMLOCK \
-             (e.g. LimitMEMLOCK= in systemd) or, for development only, pass \
-             --allow-unlocked-memory"
-        );
-    }
+    require_locked(&cfg, "key memory", check)?;
+    let (handle, keystore_thread, stack_check) = keystore::Keystore::new(slab, master)
+        .spawn()
+        .context("starting the keystore thread")?;
+    require_locked(&cfg, "keystore thread stack", stack_check)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run(cfg, keystore::Keystore::new(slab, master)))
+    let result = runtime.block_on(run(cfg, handle));
+    // Every handle is gone now, so the keystore ends and wipes key memory.
+    if keystore_thread.join().is_err() {
+        warn!("keystore thread ended abnormally");
+    }
+    info!("stopped");
+    result
 }
 
-async fn run(cfg: ServeConfig, keystore: keystore::Keystore) -> anyhow::Result<()> {
-    let (handle, keystore_task) = keystore.spawn();
+/// Refuses to go on when `what` is not locked and undumpable, unless the
+/// development flag allows it (loudly).
+fn require_locked(cfg: &ServeConfig, what: &str, check: MemCheck) -> anyhow::Result<()> {
+    if check.is_ok() {
+        info!(
+            vm_lck_kb = check.vm_lck_kb,
+            "{what} is locked and excluded from core dumps"
+        );
+    } else if cfg.allow_unlocked_memory {
+        warn!(
+            ?check,
+            "!!! {what} IS NOT LOCKED OR NOT EXCLUDED FROM DUMPS; \
+             --allow-unlocked-memory is for development only !!!"
+        );
+    } else {
+        bail!(
+            "{what} is not locked and undumpable ({check:?}); raise RLIMIT_MEMLOCK \
+             (e.g. LimitMEMLOCK= in systemd) or, for development only, pass \
+             --allow-unlocked-memory"
+        );
+    }
+    Ok(())
+}
+
+async fn run(cfg: ServeConfig, handle: keystore::KeystoreHandle) -> anyhow::Result<()> {
     let listener = server::bind(&cfg)?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -148,11 +181,6 @@ async fn run(cfg: ServeConfig, keystore: keystore::Keystore) -> anyhow::Result<(
     if let Err(e) = server_task.await {
         warn!(error = %e, "server task ended abnormally");
     }
-    // Every handle is gone now, so the actor ends and wipes the key memory.
-    if let Err(e) = keystore_task.await {
-        warn!(error = %e, "keystore task ended abnormally");
-    }
     server::remove_socket(&cfg.socket);
-    info!("stopped");
     Ok(())
 }

@@ -2,8 +2,11 @@
 //! `unsafe` code.
 //!
 //! [`KeySlab`] is one anonymous mapping, `mlock`ed and marked
-//! `MADV_DONTDUMP`, cut into fixed 32-byte slots: the master key takes one,
-//! unwrapped CMK versions take the others. It is allocated once at start, so
+//! `MADV_DONTDUMP`, cut into slots of a few fixed size classes (32-byte AES
+//! keys, and larger classes for variable-size material such as RSA keys in
+//! DER): the master key takes one, unwrapped CMK versions take the others.
+//! [`stack`] locks the keystore thread's stack the same way and scrubs it.
+//! It is allocated once at start, so
 //! no request ever allocates locked memory, and wiped on drop (explicit
 //! zeroize, then `munlock`, then `munmap`). Because memory that silently failed
 //! to lock looks like any other, [`KeySlab::verify`] reads the kernel's own
@@ -15,6 +18,8 @@
 use nix::sys::mman::{MapFlags, MmapAdvise, ProtFlags, madvise, mlock, mmap_anonymous, munmap};
 use std::{ffi::c_void, num::NonZeroUsize, ptr::NonNull};
 use zeroize::Zeroize;
+
+pub(crate) mod stack;
 
 /// Length of one slot: an AES-256 key.
 pub(crate) const KEY_LEN: usize = 32;
@@ -86,11 +91,23 @@ impl Drop for LockedRegion {
     }
 }
 
-/// Index of a slot in a [`KeySlab`]. Only meaningful for the slab that gave it.
+/// A slot in a [`KeySlab`]: its size class, index and the length of what it
+/// holds. Only meaningful for the slab that gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Slot(u32);
+pub(crate) struct Slot {
+    class: u8,
+    index: u32,
+    len: u32,
+}
 
-/// What the kernel reports about the slab's memory.
+impl Slot {
+    /// Length of the material this slot holds.
+    pub(crate) fn len(self) -> usize {
+        self.len as usize
+    }
+}
+
+/// What the kernel reports about a locked mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct MemCheck {
     /// `VmLck` of the whole process, in kB.
@@ -107,79 +124,169 @@ impl MemCheck {
     }
 }
 
-/// Fixed-size 32-byte key slots in one locked region. No `Clone`; `Debug`
-/// shows counts only.
+/// One size class of a [`KeySlab`]: `slots` slots of `bytes` bytes each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SizeClass {
+    pub(crate) bytes: usize,
+    pub(crate) slots: u32,
+}
+
+/// Bookkeeping of one size class inside the region.
+#[derive(Debug)]
+struct Class {
+    bytes: usize,
+    offset: usize,
+    slots: u32,
+    free: Vec<u32>,
+}
+
+/// Key slots of several size classes (32-byte AES keys, a few hundred bytes
+/// for EC/HMAC keys, a few KiB for RSA private keys in DER) in one locked
+/// region. No `Clone`; `Debug` shows counts only.
 pub(crate) struct KeySlab {
     region: LockedRegion,
-    free: Vec<u32>,
-    slots: u32,
+    classes: Vec<Class>,
 }
 
 impl std::fmt::Debug for KeySlab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let classes: Vec<(usize, u32, usize)> = self
+            .classes
+            .iter()
+            .map(|c| (c.bytes, c.slots, c.free.len()))
+            .collect();
         f.debug_struct("KeySlab")
-            .field("slots", &self.slots)
-            .field("free", &self.free.len())
-            .field("bytes", &"[REDACTED]")
+            .field("classes (bytes, slots, free)", &classes)
+            .field("contents", &"[REDACTED]")
             .finish()
     }
 }
 
+/// Offsets of classes inside the region are aligned to a cache line.
+const CLASS_ALIGN: usize = 64;
+
 impl KeySlab {
-    /// Maps, locks and marks undumpable room for `slots` keys.
+    /// Maps, locks and marks undumpable room for every class in `classes`
+    /// (smallest first is best: [`KeySlab::alloc`] takes the first that fits).
     ///
     /// # Errors
-    /// When the mapping itself fails. A failed `mlock`/`madvise` is not an
-    /// error here; [`KeySlab::verify`] reports it.
-    pub(crate) fn new(slots: u32) -> Result<Self, nix::Error> {
-        let len = (slots as usize)
-            .checked_mul(KEY_LEN)
-            .ok_or(nix::Error::EINVAL)?;
-        let region = LockedRegion::new(len)?;
+    /// When the mapping itself fails or a class is empty or too large. A
+    /// failed `mlock`/`madvise` is not an error here; [`KeySlab::verify`]
+    /// reports it.
+    pub(crate) fn new(classes: &[SizeClass]) -> Result<Self, nix::Error> {
+        let mut offset = 0usize;
+        let mut out = Vec::with_capacity(classes.len());
+        if classes.is_empty() || classes.len() > usize::from(u8::MAX) {
+            return Err(nix::Error::EINVAL);
+        }
+        for c in classes {
+            if c.bytes == 0 || u32::try_from(c.bytes).is_err() {
+                return Err(nix::Error::EINVAL);
+            }
+            let len = (c.slots as usize)
+                .checked_mul(c.bytes)
+                .ok_or(nix::Error::EINVAL)?;
+            out.push(Class {
+                bytes: c.bytes,
+                offset,
+                slots: c.slots,
+                free: (0..c.slots).rev().collect(),
+            });
+            offset = offset
+                .checked_add(len)
+                .and_then(|o| o.checked_next_multiple_of(CLASS_ALIGN))
+                .ok_or(nix::Error::EINVAL)?;
+        }
+        let region = LockedRegion::new(offset.max(1))?;
         Ok(Self {
             region,
-            free: (0..slots).rev().collect(),
-            slots,
+            classes: out,
         })
     }
 
-    /// Takes a free slot (all zeroes), or `None` when all are in use.
-    pub(crate) fn alloc(&mut self) -> Option<Slot> {
-        self.free.pop().map(Slot)
+    /// Takes a free slot (all zeroes) for `len` bytes from the first class
+    /// they fit in that has room, or `None` when none has.
+    pub(crate) fn alloc(&mut self, len: usize) -> Option<Slot> {
+        let len32 = u32::try_from(len).ok()?;
+        self.classes
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, c)| c.bytes >= len)
+            .find_map(|(i, c)| {
+                c.free.pop().map(|index| Slot {
+                    class: u8::try_from(i).unwrap_or(u8::MAX),
+                    index,
+                    len: len32,
+                })
+            })
     }
 
-    /// Wipes `slot` and returns it to the free list.
+    /// Whether a slot of `slot`'s class could hold `len` bytes (so releasing
+    /// it makes room for them).
+    pub(crate) fn fits(&self, slot: Slot, len: usize) -> bool {
+        self.classes
+            .get(usize::from(slot.class))
+            .is_some_and(|c| c.bytes >= len)
+    }
+
+    /// Wipes the whole of `slot` and returns it to its class's free list.
     pub(crate) fn release(&mut self, slot: Slot) {
-        if let Some(k) = self.key_mut(slot) {
-            k.zeroize();
-            self.free.push(slot.0);
+        let Some((start, bytes)) = self.range(slot) else {
+            return;
+        };
+        if let Some(all) = self.region.as_mut_slice().get_mut(start..start + bytes) {
+            all.zeroize();
+            if let Some(c) = self.classes.get_mut(usize::from(slot.class)) {
+                c.free.push(slot.index);
+            }
         }
     }
 
-    /// Borrows the key in `slot`.
-    pub(crate) fn key(&self, slot: Slot) -> Option<&[u8; KEY_LEN]> {
-        let start = (slot.0 as usize).checked_mul(KEY_LEN)?;
+    /// (offset, class size) of `slot` in the region.
+    fn range(&self, slot: Slot) -> Option<(usize, usize)> {
+        let c = self.classes.get(usize::from(slot.class))?;
+        if slot.index >= c.slots || slot.len() > c.bytes {
+            return None;
+        }
+        let start = c
+            .offset
+            .checked_add((slot.index as usize).checked_mul(c.bytes)?)?;
+        Some((start, c.bytes))
+    }
+
+    /// Borrows the material in `slot` (exactly `slot.len()` bytes).
+    pub(crate) fn bytes(&self, slot: Slot) -> Option<&[u8]> {
+        let (start, _) = self.range(slot)?;
         self.region
             .as_slice()
-            .get(start..start.checked_add(KEY_LEN)?)?
-            .try_into()
-            .ok()
+            .get(start..start.checked_add(slot.len())?)
     }
 
-    /// Mutably borrows the key in `slot`, to fill it.
-    pub(crate) fn key_mut(&mut self, slot: Slot) -> Option<&mut [u8; KEY_LEN]> {
-        let start = (slot.0 as usize).checked_mul(KEY_LEN)?;
+    /// Mutably borrows the material in `slot`, to fill it.
+    pub(crate) fn bytes_mut(&mut self, slot: Slot) -> Option<&mut [u8]> {
+        let (start, _) = self.range(slot)?;
         self.region
             .as_mut_slice()
-            .get_mut(start..start.checked_add(KEY_LEN)?)?
-            .try_into()
-            .ok()
+            .get_mut(start..start.checked_add(slot.len())?)
     }
 
-    /// Slots in use.
+    /// Borrows the AES-256 key in `slot` (`None` unless it holds 32 bytes).
+    pub(crate) fn key(&self, slot: Slot) -> Option<&[u8; KEY_LEN]> {
+        self.bytes(slot)?.try_into().ok()
+    }
+
+    /// Mutably borrows the AES-256 key in `slot`, to fill it.
+    pub(crate) fn key_mut(&mut self, slot: Slot) -> Option<&mut [u8; KEY_LEN]> {
+        self.bytes_mut(slot)?.try_into().ok()
+    }
+
+    /// Slots in use, over all classes.
     #[cfg(test)]
     pub(crate) fn in_use(&self) -> u32 {
-        self.slots.saturating_sub(self.free.len() as u32)
+        self.classes
+            .iter()
+            .map(|c| c.slots.saturating_sub(c.free.len() as u32))
+            .sum()
     }
 
     /// Bytes of locked memory held.
@@ -196,15 +303,29 @@ impl KeySlab {
     /// # Errors
     /// When `/proc/self/status` or `/proc/self/smaps` cannot be read.
     pub(crate) fn verify(&self) -> std::io::Result<MemCheck> {
-        let status = std::fs::read_to_string("/proc/self/status")?;
-        let smaps = std::fs::read_to_string("/proc/self/smaps")?;
-        let flags = vm_flags_of(&smaps, self.region.start()).unwrap_or_default();
-        Ok(MemCheck {
-            vm_lck_kb: vm_lck_kb(&status).unwrap_or(0),
-            locked: flags.split_whitespace().any(|f| f == "lo") && self.region.locked,
-            dontdump: flags.split_whitespace().any(|f| f == "dd") && self.region.dontdump,
-        })
+        check_mapping(
+            self.region.start(),
+            self.region.locked,
+            self.region.dontdump,
+        )
     }
+}
+
+/// What the kernel says about the mapping holding `addr`, and our own record
+/// of whether `mlock`/`madvise` succeeded on it.
+pub(crate) fn check_mapping(
+    addr: usize,
+    locked: bool,
+    dontdump: bool,
+) -> std::io::Result<MemCheck> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let flags = vm_flags_of(&smaps, addr).unwrap_or_default();
+    Ok(MemCheck {
+        vm_lck_kb: vm_lck_kb(&status).unwrap_or(0),
+        locked: flags.split_whitespace().any(|f| f == "lo") && locked,
+        dontdump: flags.split_whitespace().any(|f| f == "dd") && dontdump,
+    })
 }
 
 /// `VmLck` in kB from the text of `/proc/PID/status`.
@@ -238,11 +359,19 @@ fn vm_flags_of(smaps: &str, addr: usize) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn aes(slots: u32) -> KeySlab {
+        KeySlab::new(&[SizeClass {
+            bytes: KEY_LEN,
+            slots,
+        }])
+        .expect("map")
+    }
+
     #[test]
     fn slots_are_distinct_and_wiped_on_release() {
-        let mut slab = KeySlab::new(4).expect("map");
-        let a = slab.alloc().expect("slot");
-        let b = slab.alloc().expect("slot");
+        let mut slab = aes(4);
+        let a = slab.alloc(KEY_LEN).expect("slot");
+        let b = slab.alloc(KEY_LEN).expect("slot");
         assert_ne!(a, b);
         slab.key_mut(a).expect("a").fill(0xAA);
         slab.key_mut(b).expect("b").fill(0xBB);
@@ -250,19 +379,53 @@ mod tests {
         assert_eq!(slab.in_use(), 2);
         slab.release(a);
         assert_eq!(slab.in_use(), 1);
-        let c = slab.alloc().expect("slot");
+        let c = slab.alloc(KEY_LEN).expect("slot");
         assert_eq!(slab.key(c).expect("c"), &[0; KEY_LEN]);
         assert_eq!(slab.key(b).expect("b"), &[0xBB; KEY_LEN]);
-        slab.alloc().expect("slot");
-        slab.alloc().expect("slot");
-        assert!(slab.alloc().is_none());
-        assert!(slab.key(Slot(4)).is_none());
+        slab.alloc(KEY_LEN).expect("slot");
+        slab.alloc(KEY_LEN).expect("slot");
+        assert!(slab.alloc(KEY_LEN).is_none());
+        assert!(slab.alloc(KEY_LEN + 1).is_none(), "too big for any class");
+        let stray = Slot {
+            class: 0,
+            index: 4,
+            len: 32,
+        };
+        assert!(slab.key(stray).is_none());
+    }
+
+    #[test]
+    fn variable_sizes_take_the_smallest_class_with_room() {
+        let mut slab = KeySlab::new(&[
+            SizeClass {
+                bytes: 32,
+                slots: 1,
+            },
+            SizeClass {
+                bytes: 4096,
+                slots: 2,
+            },
+        ])
+        .expect("map");
+        let small = slab.alloc(32).expect("small");
+        let rsa = slab.alloc(2400).expect("rsa-sized");
+        slab.bytes_mut(rsa).expect("rsa").fill(0x77);
+        assert_eq!(slab.bytes(rsa).expect("rsa").len(), 2400);
+        assert!(slab.key(rsa).is_none(), "not an AES key");
+        // The 32-byte class is full: a 32-byte key spills into the big class.
+        let spill = slab.alloc(20).expect("spill");
+        assert!(slab.fits(spill, 4000) && !slab.fits(small, 33));
+        assert!(slab.alloc(1).is_none());
+        slab.release(rsa);
+        let again = slab.alloc(4096).expect("reused");
+        assert!(slab.bytes(again).expect("again").iter().all(|&b| b == 0));
+        assert!(slab.bytes(small).expect("small").iter().all(|&b| b == 0));
     }
 
     #[test]
     fn debug_is_redacted() {
-        let mut slab = KeySlab::new(1).expect("map");
-        let s = slab.alloc().expect("slot");
+        let mut slab = aes(1);
+        let s = slab.alloc(KEY_LEN).expect("slot");
         slab.key_mut(s).expect("s").fill(0x41);
         let dbg = format!("{slab:?}");
         assert!(dbg.contains("REDACTED") && !dbg.contains("65"), "{dbg}");
@@ -270,7 +433,7 @@ mod tests {
 
     #[test]
     fn kernel_reports_locked_and_undumpable() {
-        let slab = KeySlab::new(1024).expect("map");
+        let slab = aes(1024);
         let check = slab.verify().expect("proc readable");
         // Locking can fail under a tiny RLIMIT_MEMLOCK; DONTDUMP cannot.
         assert!(check.dontdump, "{check:?}");

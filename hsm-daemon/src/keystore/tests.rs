@@ -4,8 +4,12 @@ use super::*;
 use protocol::WireError;
 
 fn keystore(slots: u32) -> Keystore {
-    let mut slab = KeySlab::new(slots).expect("map");
-    let master = slab.alloc().expect("slot");
+    let mut slab = KeySlab::new(&[crate::secure_mem::SizeClass {
+        bytes: KEY_LEN,
+        slots,
+    }])
+    .expect("map");
+    let master = slab.alloc(KEY_LEN).expect("slot");
     slab.key_mut(master).expect("master").fill(0x5A);
     Keystore::new(slab, master)
 }
@@ -150,10 +154,14 @@ fn data_keys_and_reencrypt() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn actor_answers_and_stops_when_handles_drop() {
-    let (handle, task) = keystore(4).spawn();
+async fn actor_runs_on_a_locked_undumpable_stack_and_stops_when_handles_drop() {
+    let (handle, thread, check) = keystore(4).spawn().expect("spawn");
+    assert!(check.dontdump, "{check:?}");
     let reply = handle.call(Command::Status).await.expect("status");
     assert!(matches!(reply, Reply::Status(_)));
     drop(handle);
-    task.await.expect("actor ends cleanly");
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .expect("join task")
+        .expect("actor ends cleanly");
 }
