@@ -1,13 +1,16 @@
 //! `kmsctl`, the command-line client of hsm-kms. This module owns the
 //! top-level argument parsing and dispatch only: each group of subcommands
-//! lives in its own module (`admin` for the key and alias calls, more to
-//! come), all of them talking to the server through the shared
+//! lives in its own module (`admin` for the key and alias calls, `files` for
+//! envelope encryption of files), all of them talking to the server through the shared
 //! [`client::KmsClient`] configured by [`profile::Settings`] exactly like the
 //! aws CLI (environment, `~/.aws` files). Output is human-readable by
 //! default and the server's JSON with `--json`.
 
 pub mod admin;
 pub mod client;
+pub mod envelope;
+pub mod esdk;
+pub mod files;
 pub mod output;
 pub mod profile;
 
@@ -65,6 +68,10 @@ pub struct Cli {
 pub enum Command {
     #[command(flatten)]
     Admin(admin::AdminCommand),
+    /// Encrypt a file under a KMS key (AWS Encryption SDK message format).
+    Encrypt(files::EncryptArgs),
+    /// Decrypt a file made by `encrypt` or by an AWS Encryption SDK.
+    Decrypt(files::DecryptArgs),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -93,5 +100,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Admin(cmd) => admin::run(&cli.global, cmd).await,
+        Command::Encrypt(args) => files::encrypt(&cli.global, args).await,
+        Command::Decrypt(args) => files::decrypt(&cli.global, args).await,
     }
 }
