@@ -52,6 +52,22 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub principals: Vec<PrincipalConfig>,
+    /// Seconds between scheduler passes (deletions and automatic
+    /// rotations falling due).
+    #[serde(default = "default_scheduler_interval_secs")]
+    pub scheduler_interval_secs: u64,
+    /// Development only: a file holding a number of seconds added to the
+    /// clock of deletion windows and rotation dates. Refused by release
+    /// builds.
+    #[serde(default)]
+    pub dev_clock_offset_file: Option<PathBuf>,
+}
+
+/// Default seconds between scheduler passes.
+pub const DEFAULT_SCHEDULER_INTERVAL_SECS: u64 = 60;
+
+fn default_scheduler_interval_secs() -> u64 {
+    DEFAULT_SCHEDULER_INTERVAL_SECS
 }
 
 /// `[tls]`: a certificate chain and its private key, PEM.
@@ -106,6 +122,8 @@ impl fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("tls", &self.tls)
             .field("principals", &self.principals)
+            .field("scheduler_interval_secs", &self.scheduler_interval_secs)
+            .field("dev_clock_offset_file", &self.dev_clock_offset_file)
             .finish()
     }
 }
@@ -159,6 +177,15 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         self.listen_addr()?;
+        if !(1..=86_400).contains(&self.scheduler_interval_secs) {
+            return invalid("scheduler_interval_secs must be between 1 and 86400".into());
+        }
+        if self.dev_clock_offset_file.is_some() && !cfg!(debug_assertions) {
+            return invalid(
+                "dev_clock_offset_file is a development setting and is refused by release builds"
+                    .into(),
+            );
+        }
         if self.hsm_socket.as_os_str().is_empty() {
             return invalid("hsm_socket must be set to the daemon's socket path".into());
         }

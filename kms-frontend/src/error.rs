@@ -63,6 +63,16 @@ pub enum KmsError {
     /// A bug or a broken store; the detail is for the log only.
     #[error("internal: {0}")]
     Internal(String),
+    #[error("tag: {0}")]
+    Tag(String),
+    /// VerifyMac: the MAC does not match.
+    #[error("invalid mac")]
+    InvalidMac,
+    /// Verify: the signature does not match.
+    #[error("invalid signature")]
+    InvalidSignature,
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 /// What the client sees for one error.
@@ -106,6 +116,18 @@ impl KmsError {
                 "hsm-daemon did not answer in time. Retry the request.",
             ),
             Self::Internal(_) => ("KMSInternalException", 500, INTERNAL_MESSAGE),
+            Self::Tag(m) => ("TagException", 400, m),
+            Self::InvalidMac => (
+                "KMSInvalidMacException",
+                400,
+                "The MAC does not match the message, key and algorithm.",
+            ),
+            Self::InvalidSignature => (
+                "KMSInvalidSignatureException",
+                400,
+                "The signature does not match the message, key and algorithm.",
+            ),
+            Self::Conflict(m) => ("ConflictException", 409, m),
         };
         AwsErrorParts {
             name,
@@ -212,6 +234,14 @@ mod tests {
                 500,
             ),
             (KmsError::Internal(s()), "KMSInternalException", 500),
+            (KmsError::Tag(s()), "TagException", 400),
+            (KmsError::InvalidMac, "KMSInvalidMacException", 400),
+            (
+                KmsError::InvalidSignature,
+                "KMSInvalidSignatureException",
+                400,
+            ),
+            (KmsError::Conflict(s()), "ConflictException", 409),
         ];
         for (err, name, status) in cases {
             let parts = err.aws();

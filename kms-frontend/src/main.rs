@@ -73,6 +73,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("cannot open the KMS state")?;
+    let kms = with_dev_clock(kms, &config)?;
+    let _scheduler = kms.spawn_scheduler(std::time::Duration::from_secs(
+        config.scheduler_interval_secs,
+    ));
 
     let credentials = std::mem::take(&mut config.principals)
         .into_iter()
@@ -117,6 +121,25 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     server::serve(listener, tls.config, app, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Debug builds: the clock offset file of `dev_clock_offset_file`
+/// (config validation refuses it in release builds).
+#[cfg(debug_assertions)]
+fn with_dev_clock(kms: Kms, config: &Config) -> anyhow::Result<Kms> {
+    match &config.dev_clock_offset_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "development clock offset file in use");
+            let clock = kms_frontend::service::clock::OffsetFileClock::new(path.clone());
+            Ok(kms.with_clock(Arc::new(clock))?)
+        }
+        None => Ok(kms),
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn with_dev_clock(kms: Kms, _config: &Config) -> anyhow::Result<Kms> {
+    Ok(kms)
 }
 
 /// Creates the state directory (0700) if missing; refuses one that group

@@ -4,6 +4,8 @@
 //! AWS error through [`KmsError::aws`]; this module adds no rules of its own
 //! beyond the shape of the JSON.
 
+mod asymmetric;
+mod lifecycle;
 mod shapes;
 
 use super::AwsReply;
@@ -112,9 +114,7 @@ async fn handle(
             Ok(Vec::new())
         }
         "ListAliases" => list_aliases(kms, principal, body).await,
-        _ => Err(KmsError::UnknownOperation(
-            "The operation named in X-Amz-Target is not supported by this KMS".into(),
-        )),
+        _ => lifecycle::handle(kms, principal, op, body).await,
     }
 }
 
@@ -139,7 +139,7 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, KmsErr
     })
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, KmsError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, KmsError> {
     serde_json::to_vec(value).map_err(|e| KmsError::Internal(format!("encode reply: {e}")))
 }
 
@@ -164,14 +164,14 @@ fn no_recipient(recipient: Option<&serde::de::IgnoredAny>) -> Result<(), KmsErro
     }
 }
 
-fn blob(b64: &str, field: &str) -> Result<Vec<u8>, KmsError> {
+pub(crate) fn blob(b64: &str, field: &str) -> Result<Vec<u8>, KmsError> {
     STANDARD
         .decode(b64)
         .map_err(|_| KmsError::Serialization(format!("{field} is not valid base64")))
 }
 
 /// Decodes base64 straight into a zeroized buffer.
-fn secret(b64: &str, field: &str) -> Result<SecretBytes, KmsError> {
+pub(crate) fn secret(b64: &str, field: &str) -> Result<SecretBytes, KmsError> {
     let mut buf = Zeroizing::new(Vec::with_capacity(b64.len() / 4 * 3 + 3));
     STANDARD
         .decode_vec(b64, &mut buf)
@@ -180,7 +180,7 @@ fn secret(b64: &str, field: &str) -> Result<SecretBytes, KmsError> {
 }
 
 /// Encodes a secret as base64 into a zeroized string of exact capacity.
-fn secret_base64(bytes: &SecretBytes) -> Zeroizing<String> {
+pub(crate) fn secret_base64(bytes: &SecretBytes) -> Zeroizing<String> {
     let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
     let mut s = Zeroizing::new(String::with_capacity(len));
     STANDARD.encode_string(bytes.expose(), &mut s);
@@ -207,7 +207,9 @@ fn metadata_json(m: &KeyMetadata) -> Result<Vec<u8>, KmsError> {
             key_manager: "CUSTOMER",
             key_spec: &m.key_spec,
             customer_master_key_spec: &m.key_spec,
-            encryption_algorithms: [SYMMETRIC_DEFAULT],
+            encryption_algorithms: &m.encryption_algorithms,
+            signing_algorithms: &m.signing_algorithms,
+            mac_algorithms: &m.mac_algorithms,
             multi_region: false,
             deletion_date: m.deletion_date,
             pending_deletion_window_in_days: m.pending_deletion_window_in_days,
@@ -228,6 +230,7 @@ async fn create_key(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec
                 origin: r.origin,
                 multi_region: r.multi_region,
                 custom_key_store_id: r.custom_key_store_id,
+                tags: lifecycle::tags(r.tags)?,
             },
         )
         .await?;
@@ -323,7 +326,7 @@ async fn encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
     encode(&EncryptResponse {
         ciphertext_blob: &STANDARD.encode(&sealed.ciphertext_blob),
         key_id: &sealed.key_arn,
-        encryption_algorithm: SYMMETRIC_DEFAULT,
+        encryption_algorithm: sealed.encryption_algorithm,
     })
 }
 
@@ -350,7 +353,7 @@ async fn decrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
     encode(&DecryptResponse {
         key_id: &opened.key_arn,
         plaintext: &plaintext,
-        encryption_algorithm: SYMMETRIC_DEFAULT,
+        encryption_algorithm: opened.encryption_algorithm,
     })
 }
 

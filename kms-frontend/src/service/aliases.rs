@@ -2,7 +2,7 @@
 //! belongs to the owner of its target key.
 
 use super::resolve::{Accept, authorize, pending_deletion, validate_alias_name};
-use super::{Kms, Page, now, paginate};
+use super::{Kms, Page, paginate};
 use crate::error::KmsError;
 use crate::principal::Principal;
 use crate::store::{AliasRow, KeyState};
@@ -45,7 +45,7 @@ impl Kms {
                     core.alias_arn(&alias_name)
                 )));
             }
-            let t = now();
+            let t = core.now();
             let row = AliasRow {
                 alias_name,
                 target_key_id: target.meta.key_id.clone(),
@@ -89,7 +89,7 @@ impl Kms {
                 return Err(pending_deletion(&target));
             }
             row.target_key_id = target.meta.key_id.clone();
-            row.last_updated_date = now();
+            row.last_updated_date = core.now();
             core.commit(|s| s.update_alias(&row))?;
             core.cache.put_alias(row);
             Ok(())

@@ -5,7 +5,7 @@
 //! Reads take a short `RwLock` read and clone an `Arc`; crypto operations
 //! never touch the database.
 
-use crate::store::{AliasRow, KeyRow, Snapshot};
+use crate::store::{AliasRow, KeyRow, RotationRow, Snapshot, Tags};
 use protocol::{KeyRef, KeyToken};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,9 +15,44 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) struct KeyEntry {
     pub meta: KeyRow,
     pub tokens: BTreeMap<u32, KeyToken>,
+    /// Per version: creation time and rotation type (`None` for the first).
+    pub versions: BTreeMap<u32, VersionMeta>,
+    pub tags: Tags,
+    /// Present while automatic rotation is enabled.
+    pub rotation: Option<RotationRow>,
+}
+
+/// What ListKeyRotations shows of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionMeta {
+    pub created_at: i64,
+    pub rotation_type: Option<String>,
 }
 
 impl KeyEntry {
+    /// An entry with no versions, tags or rotation yet.
+    pub fn new(meta: KeyRow) -> Self {
+        Self {
+            meta,
+            tokens: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            tags: Tags::new(),
+            rotation: None,
+        }
+    }
+
+    /// Adds a version's token and metadata.
+    pub fn add_version(&mut self, v: crate::store::VersionRow) {
+        self.versions.insert(
+            v.version,
+            VersionMeta {
+                created_at: v.created_at,
+                rotation_type: v.rotation_type,
+            },
+        );
+        self.tokens.insert(v.version, v.token);
+    }
+
     /// The reference the HSM needs for `version`.
     pub fn key_ref(&self, version: u32) -> Option<KeyRef> {
         self.tokens.get(&version).map(|token| KeyRef {
@@ -51,19 +86,21 @@ impl Cache {
         let mut keys: HashMap<String, KeyEntry> = snap
             .keys
             .into_iter()
-            .map(|k| {
-                (
-                    k.key_id.clone(),
-                    KeyEntry {
-                        meta: k,
-                        tokens: BTreeMap::new(),
-                    },
-                )
-            })
+            .map(|k| (k.key_id.clone(), KeyEntry::new(k)))
             .collect();
         for v in snap.versions {
             if let Some(k) = keys.get_mut(&v.key_id) {
-                k.tokens.insert(v.version, v.token);
+                k.add_version(v);
+            }
+        }
+        for r in snap.rotations {
+            if let Some(k) = keys.get_mut(&r.key_id) {
+                k.rotation = Some(r);
+            }
+        }
+        for (key_id, tag_key, tag_value) in snap.tags {
+            if let Some(k) = keys.get_mut(&key_id) {
+                k.tags.insert(tag_key, tag_value);
             }
         }
         let state = State {
@@ -115,6 +152,20 @@ impl Cache {
 
     pub fn remove_alias(&self, name: &str) {
         self.write().aliases.remove(name);
+    }
+
+    /// Forgets a destroyed key and the aliases that pointed at it.
+    pub fn remove_key(&self, key_id: &str) {
+        let mut s = self.write();
+        s.keys.remove(key_id);
+        s.aliases.retain(|_, a| a.target_key_id != key_id);
+    }
+
+    /// Every key, sorted by key id (for the scheduler).
+    pub fn all_keys(&self) -> Vec<Arc<KeyEntry>> {
+        let mut v: Vec<_> = self.read().keys.values().cloned().collect();
+        v.sort_by(|a, b| a.meta.key_id.cmp(&b.meta.key_id));
+        v
     }
 
     /// Keys whose owner is `owner_arn`, sorted by key id.

@@ -71,6 +71,8 @@ pub struct ReEncryptInput {
 pub struct Sealed {
     pub ciphertext_blob: Vec<u8>,
     pub key_arn: String,
+    /// SYMMETRIC_DEFAULT, or the RSAES_OAEP algorithm of an RSA key.
+    pub encryption_algorithm: &'static str,
 }
 
 /// Decrypt's result.
@@ -78,6 +80,8 @@ pub struct Sealed {
 pub struct Opened {
     pub plaintext: SecretBytes,
     pub key_arn: String,
+    /// SYMMETRIC_DEFAULT, or the RSAES_OAEP algorithm of an RSA key.
+    pub encryption_algorithm: &'static str,
 }
 
 /// GenerateDataKey's result; `plaintext` is `None` without plaintext.
@@ -155,7 +159,7 @@ fn check_plaintext(p: &SecretBytes) -> Result<(), KmsError> {
     Ok(())
 }
 
-fn check_ciphertext_len(blob: &[u8]) -> Result<(), KmsError> {
+pub(crate) fn check_ciphertext_len(blob: &[u8]) -> Result<(), KmsError> {
     if blob.is_empty() || blob.len() > MAX_CIPHERTEXT_LEN {
         return Err(KmsError::Validation(format!(
             "1 validation error detected: Value at 'ciphertextBlob' failed to satisfy \
@@ -178,11 +182,29 @@ fn current_ref(entry: &KeyEntry) -> Result<KeyRef, KmsError> {
     })
 }
 
-fn dry_run(set: bool) -> Result<(), KmsError> {
+/// Refuses a key that is not a symmetric encryption key.
+pub(crate) fn check_symmetric(entry: &KeyEntry) -> Result<(), KmsError> {
+    if entry.meta.key_spec == SYMMETRIC_DEFAULT && entry.meta.key_usage == "ENCRYPT_DECRYPT" {
+        Ok(())
+    } else {
+        Err(KmsError::InvalidKeyUsage(format!(
+            "{} key usage is {} and key spec is {}; this operation needs a \
+             SYMMETRIC_DEFAULT ENCRYPT_DECRYPT key",
+            entry.meta.arn, entry.meta.key_usage, entry.meta.key_spec
+        )))
+    }
+}
+
+/// Whether a key is an RSA encryption key (Encrypt/Decrypt go to RSA-OAEP).
+pub(crate) fn is_rsa_encryption(entry: &KeyEntry) -> bool {
+    entry.meta.key_spec.starts_with("RSA_") && entry.meta.key_usage == "ENCRYPT_DECRYPT"
+}
+
+pub(crate) fn dry_run(set: bool) -> Result<(), KmsError> {
     if set { Err(KmsError::DryRun) } else { Ok(()) }
 }
 
-fn unexpected(op: &str) -> KmsError {
+pub(crate) fn unexpected(op: &str) -> KmsError {
     KmsError::Internal(format!("{op}: unexpected HSM response"))
 }
 
@@ -198,6 +220,7 @@ impl Kms {
             .core
             .resolve(principal, key_id, Accept::KeyOrAlias, action)?;
         check_usable(&entry)?;
+        check_symmetric(&entry)?;
         let key = current_ref(&entry)?;
         Ok((entry, key))
     }
@@ -218,6 +241,7 @@ impl Kms {
                 let entry = self
                     .core
                     .resolve(principal, given, Accept::KeyOrAlias, action)?;
+                check_symmetric(&entry)?;
                 if entry.meta.key_id != header.key_id {
                     return Err(KmsError::IncorrectKey(
                         "The key ID in the request does not identify the KMS key that \
@@ -256,6 +280,12 @@ impl Kms {
         input: EncryptInput,
     ) -> Result<Sealed, KmsError> {
         check_plaintext(&input.plaintext)?;
+        let named = self
+            .core
+            .resolve(principal, &input.key_id, Accept::KeyOrAlias, "Encrypt")?;
+        if is_rsa_encryption(&named) {
+            return self.rsa_encrypt(&named, input).await;
+        }
         check_algorithm("encryptionAlgorithm", input.encryption_algorithm.as_deref())?;
         let (entry, key) = self.key_for(principal, &input.key_id, "Encrypt")?;
         dry_run(input.dry_run)?;
@@ -273,6 +303,7 @@ impl Kms {
         Ok(Sealed {
             ciphertext_blob: blob,
             key_arn: entry.meta.arn.clone(),
+            encryption_algorithm: SYMMETRIC_DEFAULT,
         })
     }
 
@@ -286,6 +317,14 @@ impl Kms {
         principal: &Principal,
         input: DecryptInput,
     ) -> Result<Opened, KmsError> {
+        if let Some(given) = input.key_id.as_deref() {
+            let named = self
+                .core
+                .resolve(principal, given, Accept::KeyOrAlias, "Decrypt")?;
+            if is_rsa_encryption(&named) {
+                return self.rsa_decrypt(&named, input).await;
+            }
+        }
         check_algorithm("encryptionAlgorithm", input.encryption_algorithm.as_deref())?;
         let (entry, key) = self.key_of_blob(
             principal,
@@ -308,6 +347,7 @@ impl Kms {
         Ok(Opened {
             plaintext,
             key_arn: entry.meta.arn.clone(),
+            encryption_algorithm: SYMMETRIC_DEFAULT,
         })
     }
 

@@ -3,12 +3,15 @@
 
 use super::cache::KeyEntry;
 use super::resolve::{Accept, pending_deletion};
-use super::{Kms, Page, now, paginate};
+use super::specs::{
+    ENCRYPT_DECRYPT, SpecInfo, UNSUPPORTED_SPECS, encryption_name, mac_name, signing_name,
+    spec_info,
+};
+use super::{Kms, Page, paginate};
 use crate::error::KmsError;
 use crate::principal::Principal;
-use crate::store::{KeyRow, KeyState, VersionRow};
-use protocol::{KeySpec, Request, Response};
-use std::collections::BTreeMap;
+use crate::store::{KeyRow, KeyState, Tags, VersionRow};
+use protocol::{Request, Response};
 
 /// Longest Description AWS accepts.
 pub const MAX_DESCRIPTION: usize = 8192;
@@ -17,28 +20,13 @@ pub const DEFAULT_PENDING_WINDOW: i64 = 30;
 pub const PENDING_WINDOW: std::ops::RangeInclusive<i64> = 7..=30;
 
 const SYMMETRIC_DEFAULT: &str = "SYMMETRIC_DEFAULT";
-const ENCRYPT_DECRYPT: &str = "ENCRYPT_DECRYPT";
 const AWS_KMS: &str = "AWS_KMS";
-
-const OTHER_KEY_SPECS: &[&str] = &[
-    "RSA_2048",
-    "RSA_3072",
-    "RSA_4096",
-    "ECC_NIST_P256",
-    "ECC_NIST_P384",
-    "ECC_NIST_P521",
-    "ECC_SECG_P256K1",
-    "ECC_NIST_EDWARDS25519",
-    "HMAC_224",
-    "HMAC_256",
-    "HMAC_384",
-    "HMAC_512",
-    "SM2",
-    "ML_DSA_44",
-    "ML_DSA_65",
-    "ML_DSA_87",
+const ALL_USAGES: &[&str] = &[
+    "ENCRYPT_DECRYPT",
+    "SIGN_VERIFY",
+    "GENERATE_VERIFY_MAC",
+    "KEY_AGREEMENT",
 ];
-const OTHER_USAGES: &[&str] = &["SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"];
 const OTHER_ORIGINS: &[&str] = &["EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"];
 
 /// CreateKey's parameters. `None` means the caller left it out.
@@ -51,6 +39,8 @@ pub struct CreateKeyInput {
     pub origin: Option<String>,
     pub multi_region: Option<bool>,
     pub custom_key_store_id: Option<String>,
+    /// Tags, in the order given.
+    pub tags: Vec<(String, String)>,
 }
 
 /// A key's metadata as DescribeKey reports it.
@@ -68,6 +58,9 @@ pub struct KeyMetadata {
     pub key_spec: String,
     pub deletion_date: Option<i64>,
     pub pending_deletion_window_in_days: Option<i64>,
+    pub encryption_algorithms: Vec<&'static str>,
+    pub signing_algorithms: Vec<&'static str>,
+    pub mac_algorithms: Vec<&'static str>,
 }
 
 /// One entry of ListKeys.
@@ -108,7 +101,9 @@ fn choose(
 }
 
 /// Checks CreateKey's parameters; pure.
-pub(crate) fn check_create(input: &CreateKeyInput) -> Result<&'static str, KmsError> {
+pub(crate) fn check_create(
+    input: &CreateKeyInput,
+) -> Result<(&'static SpecInfo, &'static str), KmsError> {
     if input
         .description
         .as_ref()
@@ -135,20 +130,53 @@ pub(crate) fn check_create(input: &CreateKeyInput) -> Result<&'static str, KmsEr
         .key_spec
         .as_deref()
         .or(input.customer_master_key_spec.as_deref());
-    let spec = choose(
-        spec_field,
+    let spec = match spec {
+        None => spec_info(SYMMETRIC_DEFAULT),
+        Some(v) => spec_info(v),
+    };
+    let spec = match (
         spec,
-        SYMMETRIC_DEFAULT,
-        OTHER_KEY_SPECS,
-        "use SYMMETRIC_DEFAULT",
-    )?;
-    choose(
-        "KeyUsage",
-        input.key_usage.as_deref(),
-        ENCRYPT_DECRYPT,
-        OTHER_USAGES,
-        "use ENCRYPT_DECRYPT",
-    )?;
+        input
+            .key_spec
+            .as_deref()
+            .or(input.customer_master_key_spec.as_deref()),
+    ) {
+        (Some(info), _) => info,
+        (None, Some(v)) if UNSUPPORTED_SPECS.contains(&v) => {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "{spec_field} {v} is not supported by this KMS"
+            )));
+        }
+        (None, v) => {
+            let names: Vec<&str> = super::specs::SPECS
+                .iter()
+                .map(|s| s.name)
+                .chain(UNSUPPORTED_SPECS.iter().copied())
+                .collect();
+            return Err(KmsError::Validation(format!(
+                "1 validation error detected: Value '{}' at '{spec_field}' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [{}]",
+                v.unwrap_or_default(),
+                names.join(", ")
+            )));
+        }
+    };
+    let usage = input.key_usage.as_deref().unwrap_or(ENCRYPT_DECRYPT);
+    if !ALL_USAGES.contains(&usage) {
+        return Err(KmsError::Validation(format!(
+            "1 validation error detected: Value '{usage}' at 'KeyUsage' failed to satisfy \
+             constraint: Member must satisfy enum value set: [{}]",
+            ALL_USAGES.join(", ")
+        )));
+    }
+    let Some(usage) = spec.usages.iter().copied().find(|u| *u == usage) else {
+        return Err(KmsError::Validation(format!(
+            "KeyUsage {usage} is not compatible with KeySpec {}; use one of: {}",
+            spec.name,
+            spec.usages.join(", ")
+        )));
+    };
+    check_tags(&input.tags)?;
     choose(
         "Origin",
         input.origin.as_deref(),
@@ -167,14 +195,51 @@ pub(crate) fn check_create(input: &CreateKeyInput) -> Result<&'static str, KmsEr
             "Custom key stores are not supported by this KMS; omit CustomKeyStoreId".into(),
         ));
     }
-    Ok(spec)
+    Ok((spec, usage))
+}
+
+/// Tags on CreateKey: each valid, no key twice.
+fn check_tags(tags: &[(String, String)]) -> Result<(), KmsError> {
+    let mut merged = Tags::new();
+    for (k, v) in tags {
+        super::tags::check_tag(k, v)?;
+        if merged.insert(k.clone(), v.clone()).is_some() {
+            return Err(KmsError::Tag(format!(
+                "Duplicate tag key '{k}' in the request"
+            )));
+        }
+    }
+    super::tags::check_tag_count(merged.len())
 }
 
 impl Kms {
     fn metadata(&self, entry: &KeyEntry) -> KeyMetadata {
         let m = &entry.meta;
         let pending = m.key_state == KeyState::PendingDeletion;
+        let info = spec_info(&m.key_spec);
+        let usage_is = |u: &str| m.key_usage == u;
+        let encryption_algorithms = match info {
+            Some(i) if usage_is(ENCRYPT_DECRYPT) && i.encryption.is_empty() => {
+                vec![SYMMETRIC_DEFAULT]
+            }
+            Some(i) if usage_is(ENCRYPT_DECRYPT) => {
+                i.encryption.iter().map(|a| encryption_name(*a)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let signing_algorithms = match info {
+            Some(i) if usage_is(super::specs::SIGN_VERIFY) => {
+                i.signing.iter().map(|a| signing_name(*a)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mac_algorithms = info
+            .map(|i| i.mac.iter().map(|a| mac_name(*a)).collect())
+            .unwrap_or_default();
         KeyMetadata {
+            encryption_algorithms,
+            signing_algorithms,
+            mac_algorithms,
             aws_account_id: self.core.account_id.clone(),
             key_id: m.key_id.clone(),
             arn: m.arn.clone(),
@@ -199,13 +264,13 @@ impl Kms {
         principal: &Principal,
         input: CreateKeyInput,
     ) -> Result<KeyMetadata, KmsError> {
-        let spec = check_create(&input)?;
+        let (spec, usage) = check_create(&input)?;
         let key_id = uuid::Uuid::new_v4().to_string();
         let response = self
             .hsm_call(Request::CreateKey {
                 key_id: key_id.clone(),
                 version: 1,
-                spec: KeySpec::SymmetricDefault,
+                spec: spec.spec,
             })
             .await
             .map_err(KmsError::from_hsm)?;
@@ -214,14 +279,14 @@ impl Kms {
                 "CreateKey: unexpected HSM response".into(),
             ));
         };
-        let created = now();
+        let created = self.now();
         let row = KeyRow {
             arn: self.core.key_arn(&key_id),
             key_id: key_id.clone(),
             owner_arn: principal.arn.clone(),
             description: input.description.unwrap_or_default(),
-            key_spec: spec.to_owned(),
-            key_usage: ENCRYPT_DECRYPT.to_owned(),
+            key_spec: spec.name.to_owned(),
+            key_usage: usage.to_owned(),
             origin: AWS_KMS.to_owned(),
             key_state: KeyState::Enabled,
             creation_date: created,
@@ -233,16 +298,16 @@ impl Kms {
         let version = VersionRow {
             key_id: key_id.clone(),
             version: 1,
-            token: token.clone(),
+            token,
             created_at: created,
+            rotation_type: None,
         };
-        let entry = KeyEntry {
-            meta: row,
-            tokens: BTreeMap::from([(1, token)]),
-        };
+        let mut entry = KeyEntry::new(row);
+        entry.add_version(version.clone());
+        entry.tags = input.tags.into_iter().collect();
         let meta = self.metadata(&entry);
         self.write(move |core| {
-            core.commit(|s| s.insert_key(&entry.meta, &version))?;
+            core.commit(|s| s.insert_key_tagged(&entry.meta, &version, &entry.tags))?;
             core.cache.put_key(entry);
             Ok(())
         })
@@ -276,7 +341,7 @@ impl Kms {
         limit: Option<i64>,
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>, KmsError> {
-        let t = now();
+        let t = self.now();
         let keys: Vec<KeyListEntry> = self
             .core
             .cache
@@ -371,7 +436,7 @@ impl Kms {
                  satisfy constraint: Member must have value between 7 and 30"
             )));
         }
-        let deletion_date = now() + days * 86_400;
+        let deletion_date = self.now() + days * 86_400;
         let entry = self
             .change_key(principal, key_id, "ScheduleKeyDeletion", move |k| {
                 if k.key_state == KeyState::PendingDeletion {
@@ -422,10 +487,7 @@ impl Kms {
 }
 
 fn pending_state(k: &KeyRow) -> KmsError {
-    pending_deletion(&KeyEntry {
-        meta: k.clone(),
-        tokens: BTreeMap::new(),
-    })
+    pending_deletion(&KeyEntry::new(k.clone()))
 }
 
 #[cfg(test)]
@@ -435,8 +497,10 @@ mod tests {
     #[test]
     fn create_defaults_and_refusals() {
         assert_eq!(
-            check_create(&CreateKeyInput::default()).ok(),
-            Some(SYMMETRIC_DEFAULT)
+            check_create(&CreateKeyInput::default())
+                .ok()
+                .map(|(s, u)| (s.name, u)),
+            Some((SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT))
         );
         let with = |f: fn(&mut CreateKeyInput)| {
             let mut i = CreateKeyInput::default();
@@ -445,9 +509,25 @@ mod tests {
         };
         assert!(with(|i| i.key_spec = Some("SYMMETRIC_DEFAULT".into())).is_ok());
         assert!(with(|i| i.customer_master_key_spec = Some("SYMMETRIC_DEFAULT".into())).is_ok());
+        assert!(with(|i| i.key_spec = Some("RSA_2048".into())).is_ok());
         assert!(matches!(
-            with(|i| i.key_spec = Some("RSA_2048".into())),
+            with(|i| i.key_spec = Some("ECC_NIST_P256".into())),
+            Err(KmsError::Validation(_))
+        ));
+        assert!(
+            with(|i| {
+                i.key_spec = Some("ECC_NIST_P256".into());
+                i.key_usage = Some("SIGN_VERIFY".into());
+            })
+            .is_ok()
+        );
+        assert!(matches!(
+            with(|i| i.key_spec = Some("ECC_NIST_EDWARDS25519".into())),
             Err(KmsError::UnsupportedOperation(_))
+        ));
+        assert!(matches!(
+            with(|i| i.tags = vec![("a".into(), "1".into()), ("a".into(), "2".into())]),
+            Err(KmsError::Tag(_))
         ));
         assert!(matches!(
             with(|i| i.key_spec = Some("BOGUS".into())),
@@ -462,7 +542,7 @@ mod tests {
         ));
         assert!(matches!(
             with(|i| i.key_usage = Some("SIGN_VERIFY".into())),
-            Err(KmsError::UnsupportedOperation(_))
+            Err(KmsError::Validation(_))
         ));
         assert!(matches!(
             with(|i| i.origin = Some("EXTERNAL".into())),

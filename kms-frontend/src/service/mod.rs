@@ -12,15 +12,22 @@
 //! cache and the database apart, and the reply goes out only after commit.
 
 pub mod aliases;
+pub mod asymmetric;
 mod cache;
+pub mod clock;
 pub mod crypto;
 pub mod keys;
+pub mod lifecycle;
 mod resolve;
+pub mod rotation;
+pub(crate) mod specs;
+pub mod tags;
 
 use crate::error::KmsError;
 use crate::hsm_client::{HsmClient, HsmError};
 use crate::store::{SqliteStore, Store, StoreError};
 use cache::Cache;
+use clock::{Clock, SystemClock};
 use protocol::{Request, Response};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,9 +49,17 @@ pub(crate) struct Core {
     pub cache: Cache,
     store: Arc<dyn Store>,
     writer: Mutex<()>,
+    clock: Arc<dyn Clock>,
+    /// Destroyed keys the daemon has not yet confirmed evicting.
+    pending_evictions: Mutex<Vec<String>>,
 }
 
 impl Core {
+    /// Now, in Unix seconds, from the injected clock.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
     /// Runs a store write; maps its failure to a logged internal error.
     pub(crate) fn commit(
         &self,
@@ -57,8 +72,9 @@ impl Core {
     }
 }
 
-/// The KMS: store, caches and the HSM client. Shared by all requests.
-#[derive(Debug)]
+/// The KMS: store, caches and the HSM client. Shared by all requests;
+/// cloning is cheap and shares everything.
+#[derive(Debug, Clone)]
 pub struct Kms {
     hsm: HsmClient,
     core: Arc<Core>,
@@ -69,11 +85,8 @@ pub struct Kms {
 pub enum OpenError {
     #[error("cannot open the database: {0}")]
     Store(String),
-}
-
-/// Now, in Unix seconds.
-pub(crate) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    #[error("the KMS is already shared; set its clock before serving")]
+    Shared,
 }
 
 impl Kms {
@@ -113,8 +126,26 @@ impl Kms {
                 cache: Cache::from_snapshot(snap),
                 store,
                 writer: Mutex::new(()),
+                clock: Arc::new(SystemClock),
+                pending_evictions: Mutex::new(Vec::new()),
             }),
         })
+    }
+
+    /// Replaces the system clock (tests, the dev clock). Call before the KMS
+    /// is shared.
+    ///
+    /// # Errors
+    /// [`OpenError::Shared`] when the KMS is already in use.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Result<Self, OpenError> {
+        let core = Arc::get_mut(&mut self.core).ok_or(OpenError::Shared)?;
+        core.clock = clock;
+        Ok(self)
+    }
+
+    /// Now, by the KMS's clock.
+    pub fn now(&self) -> i64 {
+        self.core.now()
     }
 
     /// The HSM client, for health checks.
@@ -221,3 +252,6 @@ pub(crate) fn paginate<T>(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lifecycle_tests;

@@ -211,7 +211,7 @@ impl Core {
     /// Looks up a key by id, as given in a blob header or a store row.
     pub(crate) fn key_by_id(&self, key_id: &str) -> Result<Arc<KeyEntry>, KmsError> {
         match self.cache.key(key_id) {
-            Some(entry) if !is_deleted(&entry, super::now()) => Ok(entry),
+            Some(entry) if !is_deleted(&entry, self.now()) => Ok(entry),
             _ => Err(self.key_not_found(key_id)),
         }
     }
@@ -227,7 +227,7 @@ impl Core {
         let entry = match parse_key_id(input, &self.region, &self.account_id, accept)? {
             KeyIdRef::Key(id) => self.key_by_id(&id)?,
             KeyIdRef::Alias(name) => match self.cache.alias_target(&name) {
-                Some((_, Some(entry))) if !is_deleted(&entry, super::now()) => entry,
+                Some((_, Some(entry))) if !is_deleted(&entry, self.now()) => entry,
                 Some((alias, Some(_))) => return Err(self.key_not_found(&alias.target_key_id)),
                 Some((alias, None)) => {
                     return Err(KmsError::Internal(format!(

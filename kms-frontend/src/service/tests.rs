@@ -58,6 +58,7 @@ fn row(id: &str, owner: &Principal) -> (KeyRow, VersionRow) {
             version: 1,
             token: KeyToken(vec![7; 40]),
             created_at: 1_700_000_000,
+            rotation_type: None,
         },
     )
 }
@@ -243,7 +244,7 @@ async fn lifecycle_states_and_persistence() {
     assert_eq!(s.key_arn, arn(K1));
     assert_eq!(s.pending_window_in_days, 7);
     assert_eq!(s.key_state, KeyState::PendingDeletion);
-    assert!(s.deletion_date > now() + 6 * 86_400);
+    assert!(s.deletion_date > f.kms.now() + 6 * 86_400);
     let e = f.kms.encrypt(&alice(), enc(K1)).await.expect_err("pending");
     assert_eq!(name(&e), "KMSInvalidStateException");
     let e = f.kms.enable_key(&alice(), K1).await.expect_err("pending");

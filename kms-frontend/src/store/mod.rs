@@ -6,11 +6,13 @@
 //! `tokio::task::spawn_blocking`. A method returns only after its
 //! transaction committed, so the caller may acknowledge on `Ok`.
 
+mod lifecycle_sql;
 pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 
 use protocol::KeyToken;
+use std::collections::BTreeMap;
 
 /// Lifecycle state of a key, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +71,22 @@ pub struct VersionRow {
     pub token: KeyToken,
     /// Unix seconds.
     pub created_at: i64,
+    /// How this version came to be: `None` for the key's first version,
+    /// `AUTOMATIC` or `ON_DEMAND` for a rotation.
+    pub rotation_type: Option<String>,
 }
+
+/// One row of `key_rotation`: present while automatic rotation is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationRow {
+    pub key_id: String,
+    pub period_days: i64,
+    /// Unix seconds of the next automatic rotation.
+    pub next_rotation_date: i64,
+}
+
+/// A key's tags, by tag key.
+pub type Tags = BTreeMap<String, String>;
 
 /// One row of `aliases`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +106,9 @@ pub struct Snapshot {
     pub keys: Vec<KeyRow>,
     pub versions: Vec<VersionRow>,
     pub aliases: Vec<AliasRow>,
+    pub rotations: Vec<RotationRow>,
+    /// (key id, tag key, tag value).
+    pub tags: Vec<(String, String, String)>,
 }
 
 /// Why a store operation failed. The text is for logs only.
@@ -149,4 +169,48 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::Missing`] when the alias does not exist.
     fn delete_alias(&self, alias_name: &str) -> Result<(), StoreError>;
+
+    /// Inserts a new key with its first version and its tags, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key id exists.
+    fn insert_key_tagged(
+        &self,
+        key: &KeyRow,
+        version: &VersionRow,
+        tags: &Tags,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces all tags of a key.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key does not exist.
+    fn put_tags(&self, key_id: &str, tags: &Tags) -> Result<(), StoreError>;
+
+    /// Enables (`Some`) or disables (`None`) automatic rotation of a key.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key does not exist.
+    fn set_rotation(&self, key_id: &str, rotation: Option<&RotationRow>) -> Result<(), StoreError>;
+
+    /// Adds a rotated version: inserts it, makes it the key's current
+    /// version and, for an automatic rotation, stores the next date; one
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the version exists,
+    /// [`StoreError::Missing`] when the key does not.
+    fn add_version(
+        &self,
+        version: &VersionRow,
+        rotation: Option<&RotationRow>,
+    ) -> Result<(), StoreError>;
+
+    /// Destroys a key: its versions (tokens), tags, rotation schedule,
+    /// aliases and the key row, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the key does not exist.
+    fn purge_key(&self, key_id: &str) -> Result<(), StoreError>;
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// Migrations in order; entry `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE keys (
     key_id              TEXT PRIMARY KEY NOT NULL,
     arn                 TEXT NOT NULL,
@@ -41,7 +42,9 @@ CREATE TABLE aliases (
 );
 CREATE INDEX keys_owner ON keys(owner_arn);
 CREATE INDEX aliases_target ON aliases(target_key_id);
-"];
+",
+    super::lifecycle_sql::MIGRATION_LIFECYCLE,
+];
 
 /// SQLite-backed store.
 #[derive(Debug)]
@@ -120,7 +123,7 @@ impl SqliteStore {
     }
 }
 
-fn conflict(e: rusqlite::Error) -> StoreError {
+pub(super) fn conflict(e: rusqlite::Error) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
             StoreError::Conflict(e.to_string())
@@ -167,7 +170,8 @@ impl Store for SqliteStore {
             snap.keys.push(key);
         }
         let mut stmt = conn.prepare(
-            "SELECT key_id, version, token, created_at FROM key_versions ORDER BY key_id, version",
+            "SELECT key_id, version, token, created_at, rotation_type FROM key_versions
+             ORDER BY key_id, version",
         )?;
         for row in stmt.query_map([], |r| {
             Ok(VersionRow {
@@ -175,6 +179,7 @@ impl Store for SqliteStore {
                 version: r.get(1)?,
                 token: KeyToken(r.get(2)?),
                 created_at: r.get(3)?,
+                rotation_type: r.get(4)?,
             })
         })? {
             snap.versions.push(row?);
@@ -193,46 +198,12 @@ impl Store for SqliteStore {
         })? {
             snap.aliases.push(row?);
         }
+        super::lifecycle_sql::load(&conn, &mut snap)?;
         Ok(snap)
     }
 
     fn insert_key(&self, key: &KeyRow, version: &VersionRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO keys (key_id, arn, owner_arn, description, key_spec, key_usage, origin,
-                key_state, creation_date, enabled, deletion_date, pending_window_days,
-                current_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            params![
-                key.key_id,
-                key.arn,
-                key.owner_arn,
-                key.description,
-                key.key_spec,
-                key.key_usage,
-                key.origin,
-                key.key_state.as_str(),
-                key.creation_date,
-                key.enabled,
-                key.deletion_date,
-                key.pending_window_days,
-                key.current_version,
-            ],
-        )
-        .map_err(conflict)?;
-        tx.execute(
-            "INSERT INTO key_versions (key_id, version, token, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                version.key_id,
-                version.version,
-                version.token.0,
-                version.created_at
-            ],
-        )
-        .map_err(conflict)?;
-        tx.commit()?;
-        Ok(())
+        self.insert_key_tagged(key, version, &super::Tags::new())
     }
 
     fn update_key(&self, key: &KeyRow) -> Result<(), StoreError> {
@@ -308,6 +279,59 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn insert_key_tagged(
+        &self,
+        key: &KeyRow,
+        version: &VersionRow,
+        tags: &super::Tags,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::insert_key(&tx, key, version, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn put_tags(&self, key_id: &str, tags: &super::Tags) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::put_tags(&tx, key_id, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_rotation(
+        &self,
+        key_id: &str,
+        rotation: Option<&super::RotationRow>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::set_rotation(&tx, key_id, rotation)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn add_version(
+        &self,
+        version: &VersionRow,
+        rotation: Option<&super::RotationRow>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::add_version(&tx, version, rotation)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn purge_key(&self, key_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::purge_key(&tx, key_id)?;
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +362,7 @@ mod tests {
             version: 1,
             token: KeyToken(vec![1, 2, 3]),
             created_at: 1_700_000_000,
+            rotation_type: None,
         }
     }
 

@@ -20,6 +20,15 @@ pub(super) struct CreateKeyRequest {
     pub origin: Option<String>,
     pub multi_region: Option<bool>,
     pub custom_key_store_id: Option<String>,
+    pub tags: Option<Vec<TagShape>>,
+}
+
+/// One `{"TagKey": ..., "TagValue": ...}`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TagShape {
+    pub tag_key: Option<String>,
+    pub tag_value: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,7 +141,12 @@ pub(super) struct KeyMetadataShape<'a> {
     pub key_manager: &'static str,
     pub key_spec: &'a str,
     pub customer_master_key_spec: &'a str,
-    pub encryption_algorithms: [&'static str; 1],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub encryption_algorithms: &'a [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub signing_algorithms: &'a [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub mac_algorithms: &'a [&'static str],
     pub multi_region: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_date: Option<i64>,

@@ -45,6 +45,7 @@ async fn kms(dir: &tempfile::TempDir) -> Kms {
                 version: 1,
                 token: KeyToken(vec![1; 40]),
                 created_at: 1_700_000_000,
+                rotation_type: None,
             },
         )
         .expect("seed");
@@ -273,9 +274,15 @@ async fn request_errors() {
         ),
         (
             "CreateKey",
-            r#"{"KeySpec":"RSA_2048"}"#,
+            r#"{"KeySpec":"ECC_NIST_EDWARDS25519","KeyUsage":"SIGN_VERIFY"}"#,
             400,
             "UnsupportedOperationException",
+        ),
+        (
+            "CreateKey",
+            r#"{"KeySpec":"HMAC_256"}"#,
+            400,
+            "ValidationException",
         ),
         (
             "CreateAlias",
