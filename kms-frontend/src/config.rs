@@ -61,6 +61,10 @@ pub struct Config {
     /// builds.
     #[serde(default)]
     pub dev_clock_offset_file: Option<PathBuf>,
+    /// Root key (id, ARN or alias) of the wallet REST API when a request
+    /// names none; without it every wallet request must give `rootKey`.
+    #[serde(default)]
+    pub wallet_root_key: Option<String>,
 }
 
 /// Default seconds between scheduler passes.

@@ -93,6 +93,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let settings = ServerSettings {
         max_body_bytes: config.max_body_bytes,
         max_connections: config.max_connections,
+        wallet_root_key: config.wallet_root_key.clone(),
         ..ServerSettings::default()
     };
     let app = Arc::new(App {

@@ -6,13 +6,15 @@
 //! limit enforced while reading (answered with an AWS-shaped 413, after
 //! draining a bounded amount so the client reads the reply instead of a
 //! reset) and a timeout per request. Routes: `GET /health` without
-//! authentication; `POST /` -> `auth` -> `api::aws_json::dispatch`; any other
+//! authentication; `POST /` -> `auth` -> `api::aws_json::dispatch`; the
+//! wallet routes (`/key`, `/key/{pub}`, `/generateDataKey`,
+//! `/decryptDataKey`) -> the same `auth` -> `api::rest::dispatch`; any other
 //! path or method gets an AWS-shaped 404 or 405. Every response carries
 //! `x-amzn-RequestId`; errors carry `x-amzn-ErrorType`; 5xx bodies are
 //! generic. One log line per request. The KMS operations themselves are left
 //! to `api` and `service`.
 
-use crate::api::{AwsReply, aws_json};
+use crate::api::{AwsReply, aws_json, rest};
 use crate::auth::{RequestParts, Verifier};
 use crate::hsm_client::HsmClient;
 use crate::service::Kms;
@@ -33,6 +35,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
+const REST_JSON: &str = "application/json";
 const TARGET_PREFIX: &str = "TrentService.";
 /// Body frames read and thrown away after the limit is exceeded.
 const MAX_DRAIN_FRAMES: usize = 64;
@@ -48,6 +51,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Root key of the wallet REST API when a request names none.
+    pub wallet_root_key: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -59,6 +64,7 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            wallet_root_key: None,
         }
     }
 }
@@ -202,6 +208,7 @@ async fn route(
     match (req.method(), path) {
         (&Method::GET, "/health") => (health(app).await, "application/json"),
         (&Method::POST, "/") => (kms_request(app, req, request_id, log).await, AMZ_JSON),
+        (_, p) if rest::is_rest_path(p) => (rest_request(app, req, log).await, REST_JSON),
         (_, "/" | "/health") => (
             AwsReply::error(
                 405,
@@ -277,6 +284,55 @@ async fn kms_request(
     aws_json::dispatch(&app.kms, &principal, request_id, target, &body).await
 }
 
+/// One wallet REST request: body, the same SigV4 authentication as the
+/// JSON API (so `curl --aws-sigv4 "aws:amz:REGION:kms"` works), then
+/// `api::rest`. Errors are REST-shaped (`{code, message}`).
+async fn rest_request(app: &App, req: Request<Incoming>, log: &mut LogFields) -> AwsReply {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, app.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(reply) => return reply,
+    };
+    let request = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        authority: parts.uri.authority().map(|a| a.as_str()),
+        body: &body,
+    };
+    let principal = match app
+        .verifier
+        .verify(&request, time::OffsetDateTime::now_utc())
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "authentication failed");
+            let status = if matches!(e, crate::auth::AuthError::MissingToken) {
+                401
+            } else {
+                403
+            };
+            return rest::error(status, e.aws_name(), &e.to_string());
+        }
+    };
+    log.principal = Some(principal.arn.clone());
+    log.operation = Some(format!(
+        "rest:{}",
+        parts.uri.path().split('/').nth(1).unwrap_or("")
+    ));
+    rest::dispatch(
+        &app.kms,
+        &principal,
+        app.settings.wallet_root_key.as_deref(),
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query(),
+        &body,
+    )
+    .await
+}
+
 /// Reads the body up to `max` bytes. Past the limit the rest is drained
 /// (bounded) so the client gets our 413 rather than a connection reset.
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, AwsReply> {
@@ -335,7 +391,7 @@ fn to_response(
     content_type: &'static str,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
-    let reply = if reply.status >= 500 {
+    let reply = if reply.status >= 500 && content_type == AMZ_JSON {
         let mut generic = generic_5xx(reply.error_type.unwrap_or("KMSInternalException"));
         generic.status = reply.status;
         generic

@@ -2,5 +2,6 @@
 
 pub mod aws_json;
 pub mod reply;
+pub mod rest;
 
 pub use reply::AwsReply;

@@ -22,6 +22,7 @@ mod resolve;
 pub mod rotation;
 pub(crate) mod specs;
 pub mod tags;
+pub mod wallet;
 
 use crate::error::KmsError;
 use crate::hsm_client::{HsmClient, HsmError};

@@ -100,6 +100,28 @@ pub struct AliasRow {
     pub last_updated_date: i64,
 }
 
+/// One stored wallet private key (`private_keys`): the private key sealed
+/// with AES-256-GCM under a data key, the data key encrypted under the root
+/// CMK. Never holds plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateKeyRow {
+    pub public_key: String,
+    /// `user` or `backup`.
+    pub source: String,
+    /// nonce (12) || ciphertext || tag (16).
+    pub encrypted_prv: Vec<u8>,
+    /// The KMS ciphertext blob of the data key.
+    pub encrypted_data_key: Vec<u8>,
+    /// ARN of the root CMK.
+    pub root_key: String,
+    pub coin: String,
+    pub key_type: String,
+    /// The principal that stored it.
+    pub owner_arn: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 /// Everything in the store, as loaded at start.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -213,4 +235,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::Missing`] when the key does not exist.
     fn purge_key(&self, key_id: &str) -> Result<(), StoreError>;
+
+    /// Inserts a wallet private key.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `(public_key, source)` exists.
+    fn insert_private_key(&self, row: &PrivateKeyRow) -> Result<(), StoreError>;
+
+    /// The stored private keys for `public_key` (at most one per source),
+    /// `user` first. Read from the database (wallet rows are not cached).
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    fn private_keys(&self, public_key: &str) -> Result<Vec<PrivateKeyRow>, StoreError>;
 }

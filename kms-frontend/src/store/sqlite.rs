@@ -2,7 +2,7 @@
 //! `synchronous=FULL`, foreign keys on, a `schema_version` table and
 //! forward-only migrations. The database file is created with mode 0600.
 
-use super::{AliasRow, KeyRow, KeyState, Snapshot, Store, StoreError, VersionRow};
+use super::{AliasRow, KeyRow, KeyState, PrivateKeyRow, Snapshot, Store, StoreError, VersionRow};
 use protocol::KeyToken;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -44,6 +44,20 @@ CREATE INDEX keys_owner ON keys(owner_arn);
 CREATE INDEX aliases_target ON aliases(target_key_id);
 ",
     super::lifecycle_sql::MIGRATION_LIFECYCLE,
+    r"
+CREATE TABLE private_keys (
+    pub                TEXT NOT NULL,
+    source             TEXT NOT NULL CHECK (source IN ('user', 'backup')),
+    encrypted_prv      BLOB NOT NULL,
+    encrypted_data_key BLOB NOT NULL,
+    root_key           TEXT NOT NULL,
+    coin               TEXT NOT NULL,
+    type               TEXT NOT NULL,
+    owner_arn          TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    PRIMARY KEY (pub, source)
+);
+",
 ];
 
 /// SQLite-backed store.
@@ -331,6 +345,51 @@ impl Store for SqliteStore {
         super::lifecycle_sql::purge_key(&tx, key_id)?;
         tx.commit()?;
         Ok(())
+    }
+
+    fn insert_private_key(&self, row: &PrivateKeyRow) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT INTO private_keys (pub, source, encrypted_prv, encrypted_data_key, \
+                 root_key, coin, type, owner_arn, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    row.public_key,
+                    row.source,
+                    row.encrypted_prv,
+                    row.encrypted_data_key,
+                    row.root_key,
+                    row.coin,
+                    row.key_type,
+                    row.owner_arn,
+                    row.created_at
+                ],
+            )
+            .map_err(conflict)?;
+        Ok(())
+    }
+
+    fn private_keys(&self, public_key: &str) -> Result<Vec<PrivateKeyRow>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT pub, source, encrypted_prv, encrypted_data_key, root_key, coin, type, \
+             owner_arn, created_at FROM private_keys WHERE pub = ?1 \
+             ORDER BY CASE source WHEN 'user' THEN 0 ELSE 1 END",
+        )?;
+        let rows = stmt.query_map([public_key], |r| {
+            Ok(PrivateKeyRow {
+                public_key: r.get(0)?,
+                source: r.get(1)?,
+                encrypted_prv: r.get(2)?,
+                encrypted_data_key: r.get(3)?,
+                root_key: r.get(4)?,
+                coin: r.get(5)?,
+                key_type: r.get(6)?,
+                owner_arn: r.get(7)?,
+                created_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }
 
