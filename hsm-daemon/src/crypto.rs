@@ -7,7 +7,8 @@
 //! v1"), AES-256-GCM with a random nonce, AAD = header || canonical context.
 //! These are pure functions over borrowed keys; where keys live (locked
 //! memory) and which key a request may use is the keystore's business.
-//! Every temporary copy of key material or plaintext is `Zeroizing`.
+//! Wrapping caller-supplied keys (AES-KWP under a key derived from the CMK)
+//! is [`kwp`]'s. Every temporary copy of key material or plaintext is `Zeroizing`.
 
 use crate::error::DaemonError;
 use crate::secure_mem::KEY_LEN;
@@ -240,6 +241,8 @@ pub(crate) fn open(
         .map_err(|_| DaemonError::InvalidCiphertext("authentication failed"))?;
     Ok(plain)
 }
+
+pub(crate) mod kwp;
 
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,11 @@
 //! (or error) back to a wire [`Response`] / [`WireError`].
 //!
 //! Sizes are validated here, before anything reaches the keystore: plaintext
-//! 1..=4096 bytes, data keys and random 1..=1024. Each request is logged with
+//! 1..=4096 bytes, wrapped key material 1..=4096, data keys and random 1..=1024. Each request is logged with
 //! its id, operation, key id and outcome, never with any payload. Socket and
 //! framing concerns are `server`'s; the crypto is the keystore's.
 
+use crate::crypto;
 use crate::error::DaemonError;
 use crate::keystore::{Command, KeystoreHandle, Reply};
 use protocol::{
@@ -51,7 +52,9 @@ fn key_id_of(request: &Request) -> Option<&str> {
         | Request::AsymmetricDecrypt { key, .. }
         | Request::GenerateMac { key, .. }
         | Request::VerifyMac { key, .. }
-        | Request::GenerateDataKeyPair { key, .. } => Some(&key.key_id),
+        | Request::GenerateDataKeyPair { key, .. }
+        | Request::WrapKey { key, .. }
+        | Request::UnwrapKey { key, .. } => Some(&key.key_id),
     }
 }
 
@@ -131,6 +134,11 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
         Request::GenerateRandom { len } => Command::GenerateRandom {
             len: checked_len(usize::from(len))?,
         },
+        Request::WrapKey { key, material } => {
+            crypto::kwp::check_material_len(material.len())?;
+            Command::WrapKey { key, material }
+        }
+        Request::UnwrapKey { key, wrapped } => Command::UnwrapKey { key, wrapped },
         // Not served by this daemon build yet (issue 4 builds them on the
         // keystore's new layout): refused, never half done.
         Request::EvictKey { .. }
@@ -157,6 +165,8 @@ pub(crate) fn to_response(reply: Reply) -> Response {
         Reply::Plaintext(plaintext) => Response::Plaintext { plaintext },
         Reply::DataKey { plaintext, blob } => Response::DataKey { plaintext, blob },
         Reply::Random(bytes) => Response::Random { bytes },
+        Reply::Wrapped(wrapped) => Response::Wrapped { wrapped },
+        Reply::Unwrapped(material) => Response::Unwrapped { material },
     }
 }
 
@@ -218,5 +228,13 @@ mod tests {
             to_command(gdk(DataKeySpec::Aes256)),
             Ok(Command::GenerateDataKey { len: 32, .. })
         ));
+        let wrap = |n: usize| Request::WrapKey {
+            key: key(),
+            material: SecretBytes::new(vec![1; n]),
+        };
+        assert_eq!(reason(wrap(0)), Some(InvalidReason::PlaintextEmpty));
+        assert_eq!(reason(wrap(1)), None);
+        assert_eq!(reason(wrap(4096)), None);
+        assert_eq!(reason(wrap(4097)), Some(InvalidReason::PlaintextTooLarge));
     }
 }

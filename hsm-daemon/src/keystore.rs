@@ -72,6 +72,14 @@ pub(crate) enum Command {
     GenerateRandom {
         len: usize,
     },
+    WrapKey {
+        key: KeyRef,
+        material: SecretBytes,
+    },
+    UnwrapKey {
+        key: KeyRef,
+        wrapped: Vec<u8>,
+    },
 }
 
 /// The keystore's answer to a [`Command`].
@@ -86,6 +94,8 @@ pub(crate) enum Reply {
         blob: Vec<u8>,
     },
     Random(Vec<u8>),
+    Wrapped(Vec<u8>),
+    Unwrapped(SecretBytes),
 }
 
 struct Envelope {
@@ -382,6 +392,18 @@ impl Keystore {
                 let mut bytes = vec![0u8; len];
                 crypto::fill_random(&mut bytes)?;
                 Ok(Reply::Random(bytes))
+            }
+            Command::WrapKey { key, material } => {
+                let slot = self.cmk(&key)?;
+                crypto::kwp::wrap_key(self.key(slot)?, &key.key_id, key.version, material.expose())
+                    .map(Reply::Wrapped)
+            }
+            Command::UnwrapKey { key, wrapped } => {
+                let slot = self.cmk(&key)?;
+                let mut material = crypto::kwp::unwrap_key(self.key(slot)?, &key, &wrapped)?;
+                Ok(Reply::Unwrapped(SecretBytes::new(std::mem::take(
+                    &mut *material,
+                ))))
             }
         }
     }

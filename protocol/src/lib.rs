@@ -3,7 +3,7 @@
 //! Both processes compile against this crate and nothing else of each other.
 //! It owns the frame format ([`frame`]), the messages ([`message`]), the
 //! error enum that may cross the socket ([`error`]) and the public header of
-//! ciphertext blobs ([`blob`]), which the frontend reads to route a Decrypt
+//! ciphertext blobs ([`blob`]) and of wrapped keys ([`wrapped`]), which the frontend reads to route a Decrypt
 //! and the daemon writes and authenticates. It performs no I/O of its own:
 //! the codec plugs into whatever stream the caller owns.
 //!
@@ -18,6 +18,7 @@ pub mod blob;
 pub mod error;
 pub mod frame;
 pub mod message;
+pub mod wrapped;
 
 pub use algorithms::{
     EncryptionAlgorithm, MAX_MESSAGE_LEN, MacAlgorithm, MessageType, SigningAlgorithm,
@@ -26,6 +27,6 @@ pub use error::{InvalidReason, WireError};
 pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, decode_body, encode_frame};
 pub use message::{
     ClientHello, DataKeySpec, EncryptionContext, KeyRef, KeySpec, KeyToken, MAX_PLAINTEXT_LEN,
-    MAX_RANDOM_LEN, PROTOCOL_VERSION, Request, RequestFrame, Response, ResponseFrame, SecretBytes,
-    ServerHello, StatusInfo,
+    MAX_RANDOM_LEN, MAX_WRAP_MATERIAL_LEN, PROTOCOL_VERSION, Request, RequestFrame, Response,
+    ResponseFrame, SecretBytes, ServerHello, StatusInfo,
 };

@@ -17,6 +17,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Largest plaintext Encrypt accepts (AWS KMS's limit).
 pub const MAX_PLAINTEXT_LEN: usize = 4096;
 
+/// Key material WrapKey accepts: 1..=4096 bytes (AES-KWP needs at least one).
+pub const MAX_WRAP_MATERIAL_LEN: usize = 4096;
+
 /// Largest GenerateRandom / data key length (AWS KMS's `NumberOfBytes` limit).
 pub const MAX_RANDOM_LEN: u16 = 1024;
 
@@ -265,6 +268,16 @@ pub enum Request {
         context: EncryptionContext,
         with_plaintext: bool,
     },
+    /// Wrap caller-supplied key `material` (1..=4096 bytes) under `key` with
+    /// AES-KWP (RFC 5649); the result is a `protocol::wrapped` blob.
+    WrapKey { key: KeyRef, material: SecretBytes },
+    /// Unwrap a `protocol::wrapped` blob; `key` must be the version its
+    /// header names.
+    UnwrapKey {
+        key: KeyRef,
+        #[serde(with = "serde_bytes")]
+        wrapped: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -288,6 +301,8 @@ impl Request {
             Self::GenerateMac { .. } => "GenerateMac",
             Self::VerifyMac { .. } => "VerifyMac",
             Self::GenerateDataKeyPair { .. } => "GenerateDataKeyPair",
+            Self::WrapKey { .. } => "WrapKey",
+            Self::UnwrapKey { .. } => "UnwrapKey",
         }
     }
 }
@@ -360,6 +375,15 @@ pub enum Response {
         /// The PKCS#8 private key sealed under the request's symmetric key.
         #[serde(with = "serde_bytes")]
         private_blob: Vec<u8>,
+    },
+    /// WrapKey: the `protocol::wrapped` blob.
+    Wrapped {
+        #[serde(with = "serde_bytes")]
+        wrapped: Vec<u8>,
+    },
+    /// UnwrapKey: the key material.
+    Unwrapped {
+        material: SecretBytes,
     },
 }
 
