@@ -3,12 +3,14 @@
 //! Built once from the command line by [`ServeConfig::from_args`], which
 //! refuses a state directory or master key that group or others can reach
 //! (naming the path, the mode found and the `chmod` that fixes it), a master
-//! key file of the wrong shape, and an unknown socket group. Everything after
+//! key file of the wrong shape, a sealed key without a secret source, and an
+//! unknown socket group. Everything after
 //! start-up takes this struct and never looks at raw arguments again. It holds
 //! no secret: the key itself is read later, into locked memory.
 
 use crate::error::StartupError;
 use crate::keyfile;
+use crate::secret::{self, SecretSource};
 use nix::unistd::{Gid, Group, Uid};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub(crate) struct ServeArgs {
     /// Directory holding master.key (must be mode 0700).
     #[arg(long, value_name = "DIR")]
+    #[allow(dead_code)] // reason: landlock (next commit) confines the daemon to it
     pub(crate) state_dir: PathBuf,
     /// Path of the Unix socket to listen on.
     #[arg(long, value_name = "PATH")]
@@ -32,6 +35,23 @@ pub(crate) struct ServeArgs {
     /// excluded from core dumps.
     #[arg(long)]
     pub(crate) allow_unlocked_memory: bool,
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// Where the operator secret comes from, and the development escape hatch.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct SecretArgs {
+    /// Read the operator secret from this file (mode 0600 or tighter).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) secret_file: Option<PathBuf>,
+    /// Read the operator secret from this inherited file descriptor.
+    #[arg(long, value_name = "FD")]
+    pub(crate) secret_fd: Option<i32>,
+    /// Development only: use (or create) the plain, unsealed master key
+    /// format. Logged as a warning.
+    #[arg(long)]
+    pub(crate) dev_plain_key: bool,
 }
 
 /// Validated configuration for `serve`.
@@ -42,6 +62,10 @@ pub(crate) struct ServeConfig {
     pub(crate) allow_uids: Vec<u32>,
     pub(crate) socket_group: Option<Gid>,
     pub(crate) allow_unlocked_memory: bool,
+    pub(crate) secret: Option<SecretSource>,
+    pub(crate) dev_plain_key: bool,
+    #[allow(dead_code)] // reason: landlock (next commit) confines the daemon to it
+    pub(crate) state_dir: PathBuf,
 }
 
 impl ServeConfig {
@@ -53,7 +77,16 @@ impl ServeConfig {
         check_private(&args.state_dir, true)?;
         let master_key = keyfile::path_in(&args.state_dir);
         check_private(&master_key, false)?;
-        keyfile::check(&master_key)?;
+        let format = keyfile::check(&master_key)?;
+        let secret = secret::resolve(args.secret.secret_file, args.secret.secret_fd)?;
+        if format == keyfile::Format::Sealed && secret.is_none() {
+            return Err(StartupError::Secret(format!(
+                "{} is sealed: give the operator secret with --secret-file PATH, --secret-fd N \
+                 or $CREDENTIALS_DIRECTORY/{}",
+                master_key.display(),
+                secret::CREDENTIAL_NAME
+            )));
+        }
         let socket_group = match &args.socket_group {
             None => None,
             Some(name) => Some(resolve_group(name)?),
@@ -69,6 +102,9 @@ impl ServeConfig {
             allow_uids,
             socket_group,
             allow_unlocked_memory: args.allow_unlocked_memory,
+            secret,
+            dev_plain_key: args.secret.dev_plain_key,
+            state_dir: args.state_dir,
         })
     }
 }
@@ -120,6 +156,7 @@ mod tests {
             allow_uids: vec![],
             socket_group: None,
             allow_unlocked_memory: false,
+            secret: SecretArgs::default(),
         }
     }
 
@@ -127,7 +164,7 @@ mod tests {
     fn accepts_fresh_state_and_defaults_to_own_uid() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("state");
-        keyfile::init(&dir).expect("init");
+        keyfile::init(&dir, &keyfile::Protection::DevPlain).expect("init");
         let cfg = ServeConfig::from_args(args(&dir)).expect("valid");
         assert_eq!(cfg.allow_uids, vec![Uid::current().as_raw()]);
     }
@@ -136,7 +173,7 @@ mod tests {
     fn refuses_loose_dir_and_key_with_the_fix() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("state");
-        let key = keyfile::init(&dir).expect("init");
+        let key = keyfile::init(&dir, &keyfile::Protection::DevPlain).expect("init");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let msg = ServeConfig::from_args(args(&dir))
             .expect_err("loose key")

@@ -83,6 +83,15 @@ pub(crate) enum StartupError {
     UnknownGroup(String),
     #[error("OS RNG failed")]
     Rng,
+    /// The operator secret could not be obtained.
+    #[error("{0}")]
+    Secret(String),
+    /// The sealed master key could not be opened or made.
+    #[error("{}: {source}", path.display())]
+    Seal {
+        path: PathBuf,
+        source: crate::seal::SealError,
+    },
 }
 
 impl StartupError {

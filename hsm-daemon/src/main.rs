@@ -15,6 +15,8 @@ mod handlers;
 mod hardening;
 mod keyfile;
 mod keystore;
+mod seal;
+mod secret;
 mod secure_mem;
 mod server;
 
@@ -54,21 +56,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Create the state directory (0700) and a new master key (0600).
-    Init {
-        /// Directory to create the master key in.
-        #[arg(long, value_name = "DIR")]
-        state_dir: PathBuf,
-    },
+    /// Create the state directory (0700) and a new master key (0600),
+    /// sealed under the operator secret.
+    Init(InitArgs),
     /// Serve the HSM protocol on a Unix socket.
     Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct InitArgs {
+    /// Directory to create the master key in.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    secret: config::SecretArgs,
+    /// Argon2id memory cost in KiB (stored in the sealed file).
+    #[arg(long, value_name = "KIB", default_value_t = seal::KdfParams::DEFAULT.m_kib)]
+    kdf_memory_kib: u32,
+    /// Argon2id passes (stored in the sealed file).
+    #[arg(long, value_name = "N", default_value_t = seal::KdfParams::DEFAULT.t)]
+    kdf_iterations: u32,
+    /// Argon2id lanes (stored in the sealed file).
+    #[arg(long, value_name = "N", default_value_t = seal::KdfParams::DEFAULT.p)]
+    kdf_parallelism: u32,
 }
 
 fn main() {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Cmd::Init { state_dir } => init(state_dir),
+        Cmd::Init(args) => init(args),
         Cmd::Serve(args) => serve(args),
     };
     if let Err(e) = result {
@@ -87,8 +104,40 @@ fn init_logging() {
         .init();
 }
 
-fn init(state_dir: PathBuf) -> anyhow::Result<()> {
-    let path = keyfile::init(&state_dir)?;
+fn warn_dev_plain() {
+    warn!(
+        "!!! --dev-plain-key: the master key is stored UNSEALED; anyone who can read the \
+         state directory has it. Development only !!!"
+    );
+}
+
+fn init(args: InitArgs) -> anyhow::Result<()> {
+    let source = secret::resolve(args.secret.secret_file, args.secret.secret_fd)?;
+    let path = match (source, args.secret.dev_plain_key) {
+        (Some(_), true) => bail!("give either an operator secret or --dev-plain-key, not both"),
+        (None, false) => bail!(
+            "init needs the operator secret that will seal the master key: --secret-file PATH, \
+             --secret-fd N or $CREDENTIALS_DIRECTORY/{} (or --dev-plain-key for development)",
+            secret::CREDENTIAL_NAME
+        ),
+        (None, true) => {
+            warn_dev_plain();
+            keyfile::init(&args.state_dir, &keyfile::Protection::DevPlain)?
+        }
+        (Some(source), false) => {
+            let params = seal::KdfParams {
+                m_kib: args.kdf_memory_kib,
+                t: args.kdf_iterations,
+                p: args.kdf_parallelism,
+            }
+            .check()?;
+            let secret = secret::read(&source)?;
+            keyfile::init(
+                &args.state_dir,
+                &keyfile::Protection::Sealed(&secret, params),
+            )?
+        }
+    };
     info!(path = %path.display(), "master key created");
     println!("master key created at {}", path.display());
     Ok(())
@@ -105,7 +154,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let slot = slab
         .key_mut(master)
         .context("master key slot out of range")?;
-    keyfile::load_into(&cfg.master_key, slot)?;
+    let secret = cfg.secret.as_ref().map(secret::read).transpose()?;
+    let format = keyfile::load_into(&cfg.master_key, secret.as_ref(), cfg.dev_plain_key, slot)?;
+    drop(secret);
+    // The derived sealing key and its cipher state were on this stack.
+    secure_mem::stack::scrub();
+    match format {
+        keyfile::Format::Sealed => info!("master key unsealed"),
+        keyfile::Format::Plain => warn_dev_plain(),
+    }
     let check = slab
         .verify()
         .context("reading /proc/self to check key memory")?;

@@ -21,7 +21,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_hsm-daemon");
 
 fn init(state: &Path) -> Output {
     Command::new(BIN)
-        .args(["init", "--state-dir"])
+        .args(["init", "--dev-plain-key", "--state-dir"])
         .arg(state)
         .output()
         .unwrap()
@@ -40,7 +40,7 @@ impl Daemon {
         assert!(init(&state).status.success());
         let socket = dir.path().join("hsm.sock");
         let mut child = Command::new(BIN)
-            .args(["serve", "--state-dir"])
+            .args(["serve", "--dev-plain-key", "--state-dir"])
             .arg(&state)
             .arg("--socket")
             .arg(&socket)
@@ -397,7 +397,7 @@ fn refuses_loose_state_permissions() {
     assert!(init(&state).status.success());
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--state-dir"])
+        .args(["serve", "--dev-plain-key", "--state-dir"])
         .arg(&state)
         .arg("--socket")
         .arg(dir.path().join("s.sock"))
@@ -435,7 +435,7 @@ fn refuses_to_take_over_a_live_socket() {
     let state = dir.path().join("state");
     assert!(init(&state).status.success());
     let out = Command::new(BIN)
-        .args(["serve", "--state-dir"])
+        .args(["serve", "--dev-plain-key", "--state-dir"])
         .arg(&state)
         .arg("--socket")
         .arg(&d.socket)

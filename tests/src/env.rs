@@ -3,7 +3,8 @@
 //! Layout of the temp directory `D`:
 //! `D/hsm` (daemon state, `master.key`), `D/run/hsm.sock`, `D/frontend`
 //! (`kms.db`, `tls/ca.pem`), `D/frontend.toml`, `D/daemon.log`,
-//! `D/frontend.log`. Both processes are started through their documented CLIs
+//! `D/frontend.log`, `D/operator.secret` (the secret that seals the master
+//! key; the daemon is given `--secret-file`). Both processes are started through their documented CLIs
 //! and are ready once they print their `READY` line. Dropping the env kills
 //! both; when the drop happens during a panic the logs are printed to stderr.
 
@@ -106,6 +107,7 @@ pub struct TestEnv {
     daemon_log: PathBuf,
     frontend_log: PathBuf,
     principals: Vec<Principal>,
+    secret_file: PathBuf,
     daemon: Option<Proc>,
     frontend: Option<Proc>,
     endpoint: String,
@@ -226,6 +228,13 @@ impl TestEnv {
         };
         let frontend_state = d.join("frontend");
         mkdir_mode(&frontend_state, 0o700);
+        let secret_file = d.join("operator.secret");
+        fs::write(&secret_file, random_string(32)).expect("write operator secret");
+        fs::set_permissions(&secret_file, fs::Permissions::from_mode(0o600))
+            .expect("chmod operator secret");
+        if let Some((uid, gid)) = opts.daemon_user {
+            chown(&secret_file, Some(uid), Some(gid)).expect("chown operator secret");
+        }
         let mut env = TestEnv {
             socket: run.join("hsm.sock"),
             config: d.join("frontend.toml"),
@@ -234,6 +243,7 @@ impl TestEnv {
             principals: vec![make_principal("alice"), make_principal("bob")],
             hsm_state,
             frontend_state,
+            secret_file,
             dir,
             opts,
             daemon: None,
@@ -263,7 +273,13 @@ impl TestEnv {
 
     fn init_daemon(&self) {
         let mut cmd = self.daemon_command();
-        cmd.arg("init").arg("--state-dir").arg(&self.hsm_state);
+        // Cheap Argon2id parameters: tests start many daemons.
+        cmd.arg("init")
+            .arg("--state-dir")
+            .arg(&self.hsm_state)
+            .arg("--secret-file")
+            .arg(&self.secret_file)
+            .args(["--kdf-memory-kib", "8192", "--kdf-iterations", "1"]);
         let out = cmd.output().expect("run hsm-daemon init");
         assert!(
             out.status.success(),
@@ -280,7 +296,9 @@ impl TestEnv {
             .arg("--state-dir")
             .arg(&self.hsm_state)
             .arg("--socket")
-            .arg(&self.socket);
+            .arg(&self.socket)
+            .arg("--secret-file")
+            .arg(&self.secret_file);
         if self.opts.daemon_user.is_some() {
             cmd.arg("--allow-uid")
                 .arg(nix::unistd::getuid().to_string());
@@ -539,9 +557,13 @@ impl TestEnv {
     pub fn read_master_key(&self) -> [u8; 32] {
         let path = self.master_key_path();
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        assert_eq!(bytes.len(), 40, "master.key is magic (8) + key (32)");
-        assert_eq!(&bytes[..8], b"HKMSMK01", "master.key magic");
-        bytes[8..].try_into().expect("32 bytes")
+        let secret = fs::read(&self.secret_file).expect("read operator secret");
+        crate::sealed::unseal(&secret, &bytes)
+    }
+
+    /// The file holding the operator secret that seals the master key.
+    pub fn secret_file(&self) -> &Path {
+        &self.secret_file
     }
 
     /// Both logs, for failure messages.

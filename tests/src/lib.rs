@@ -13,6 +13,7 @@ pub mod kmsctl;
 pub mod memscan;
 pub mod ops;
 pub mod raw;
+pub mod sealed;
 
 pub use client::ClientOptions;
 pub use env::{EnvOptions, Principal, TestEnv};

@@ -22,6 +22,7 @@ fn mode(p: &Path) -> u32 {
 fn init(dir: &Path) -> std::process::Output {
     Command::new(bin_path("hsm-daemon"))
         .arg("init")
+        .arg("--dev-plain-key")
         .arg("--state-dir")
         .arg(dir)
         .output()
@@ -60,6 +61,7 @@ fn init_creates_private_files_and_refuses_to_overwrite() {
 fn assert_serve_refuses(state: &Path, socket: &Path, why: &str) {
     let mut child = Command::new(bin_path("hsm-daemon"))
         .arg("serve")
+        .arg("--dev-plain-key")
         .arg("--state-dir")
         .arg(state)
         .arg("--socket")
@@ -109,6 +111,7 @@ fn serve_refuses_loose_permissions() {
     // Control: with the modes restored it starts (then we stop it).
     let mut child = Command::new(bin_path("hsm-daemon"))
         .arg("serve")
+        .arg("--dev-plain-key")
         .arg("--state-dir")
         .arg(&state)
         .arg("--socket")

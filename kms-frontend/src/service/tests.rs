@@ -604,7 +604,7 @@ async fn round_trip_with_real_daemon() {
     let state = dir.path().join("state");
     let sock = dir.path().join("hsm.sock");
     let init = std::process::Command::new(&bin)
-        .args(["init", "--state-dir"])
+        .args(["init", "--dev-plain-key", "--state-dir"])
         .arg(&state)
         .status()
         .expect("init");
@@ -618,7 +618,7 @@ async fn round_trip_with_real_daemon() {
     }
     let mut child = Daemon(
         std::process::Command::new(&bin)
-            .args(["serve", "--state-dir"])
+            .args(["serve", "--dev-plain-key", "--state-dir"])
             .arg(&state)
             .arg("--socket")
             .arg(&sock)
