@@ -35,8 +35,16 @@ pub(crate) struct ServeArgs {
     /// excluded from core dumps.
     #[arg(long)]
     pub(crate) allow_unlocked_memory: bool,
+    /// When started as root, switch to this user before loading the key.
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
     #[command(flatten)]
     pub(crate) secret: SecretArgs,
+    /// Test builds only: after the sandbox is on, attempt a forbidden
+    /// syscall (the process must die of SIGSYS).
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    pub(crate) debug_forbidden_syscall: bool,
 }
 
 /// Where the operator secret comes from, and the development escape hatch.
@@ -64,8 +72,10 @@ pub(crate) struct ServeConfig {
     pub(crate) allow_unlocked_memory: bool,
     pub(crate) secret: Option<SecretSource>,
     pub(crate) dev_plain_key: bool,
-    #[allow(dead_code)] // reason: landlock (next commit) confines the daemon to it
     pub(crate) state_dir: PathBuf,
+    pub(crate) user: Option<String>,
+    #[cfg(debug_assertions)]
+    pub(crate) debug_forbidden_syscall: bool,
 }
 
 impl ServeConfig {
@@ -105,6 +115,9 @@ impl ServeConfig {
             secret,
             dev_plain_key: args.secret.dev_plain_key,
             state_dir: args.state_dir,
+            user: args.user,
+            #[cfg(debug_assertions)]
+            debug_forbidden_syscall: args.debug_forbidden_syscall,
         })
     }
 }
@@ -156,7 +169,10 @@ mod tests {
             allow_uids: vec![],
             socket_group: None,
             allow_unlocked_memory: false,
+            user: None,
             secret: SecretArgs::default(),
+            #[cfg(debug_assertions)]
+            debug_forbidden_syscall: false,
         }
     }
 

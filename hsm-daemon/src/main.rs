@@ -15,6 +15,7 @@ mod handlers;
 mod hardening;
 mod keyfile;
 mod keystore;
+mod sandbox;
 mod seal;
 mod secret;
 mod secure_mem;
@@ -145,6 +146,7 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServeConfig::from_args(args)?;
+    hardening::drop_privileges(cfg.user.as_deref()).context("dropping privileges")?;
     hardening::apply().context("hardening the process")?;
 
     let mut slab = KeySlab::new(&SLAB_CLASSES).context("mapping key memory")?;
@@ -167,6 +169,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .verify()
         .context("reading /proc/self to check key memory")?;
     require_locked(&cfg, "key memory", check)?;
+    let socket_dir = cfg
+        .socket
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .to_owned();
+    match sandbox::landlock(&cfg.state_dir, &socket_dir).context("landlock")? {
+        sandbox::LandlockOutcome::Full => info!(
+            state_dir = %cfg.state_dir.display(),
+            socket_dir = %socket_dir.display(),
+            "landlock: fully enforced (state dir read-only, socket dir, no TCP)"
+        ),
+        sandbox::LandlockOutcome::Partial => {
+            warn!("landlock: partially enforced (older kernel ABI): filesystem confinement only")
+        }
+        sandbox::LandlockOutcome::Unsupported => {
+            warn!("landlock: NOT enforced (the kernel does not support it); seccomp still applies")
+        }
+    }
     let (handle, keystore_thread, stack_check) = keystore::Keystore::new(slab, master)
         .spawn()
         .context("starting the keystore thread")?;
@@ -210,9 +231,16 @@ fn require_locked(cfg: &ServeConfig, what: &str, check: MemCheck) -> anyhow::Res
 }
 
 async fn run(cfg: ServeConfig, handle: keystore::KeystoreHandle) -> anyhow::Result<()> {
-    let listener = server::bind(&cfg)?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let listener = server::bind(&cfg)?;
+    sandbox::seccomp().context("installing the seccomp filter")?;
+    info!("seccomp: allow-list installed on every thread (anything else kills the process)");
+    #[cfg(debug_assertions)]
+    if cfg.debug_forbidden_syscall {
+        sandbox::attempt_forbidden_syscall();
+        bail!("the forbidden syscall was allowed: seccomp is not working");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server_task = tokio::spawn(server::serve(
         listener,
