@@ -75,8 +75,15 @@ pub(crate) fn bind(cfg: &ServeConfig) -> Result<UnixListener, StartupError> {
     let listener = UnixListener::bind(path).map_err(|e| StartupError::io(path, e))?;
     let mode = match cfg.socket_group {
         Some(gid) => {
-            nix::unistd::chown(path, None, Some(gid))
-                .map_err(|e| StartupError::io(path, e.into()))?;
+            // Under systemd the daemon's primary group already is the socket
+            // group and chown is filtered out: only change what differs.
+            let current = std::fs::metadata(path)
+                .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+                .map_err(|e| StartupError::io(path, e))?;
+            if current != gid.as_raw() {
+                nix::unistd::chown(path, None, Some(gid))
+                    .map_err(|e| StartupError::io(path, e.into()))?;
+            }
             0o660
         }
         None => 0o600,

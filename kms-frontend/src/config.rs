@@ -65,6 +65,10 @@ pub struct Config {
     /// names none; without it every wallet request must give `rootKey`.
     #[serde(default)]
     pub wallet_root_key: Option<String>,
+    /// The daemon's state directory, if known: checked at start to be
+    /// unreadable by this process (see `isolation`).
+    #[serde(default)]
+    pub hsm_state_dir: Option<PathBuf>,
 }
 
 /// Default seconds between scheduler passes.
@@ -128,6 +132,7 @@ impl fmt::Debug for Config {
             .field("principals", &self.principals)
             .field("scheduler_interval_secs", &self.scheduler_interval_secs)
             .field("dev_clock_offset_file", &self.dev_clock_offset_file)
+            .field("hsm_state_dir", &self.hsm_state_dir)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hsm_client;
+pub mod isolation;
 pub mod principal;
 pub mod server;
 pub mod service;

@@ -61,6 +61,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
     ensure_state_dir(&config.state_dir)?;
+    if let Some(dir) = &config.hsm_state_dir {
+        kms_frontend::isolation::check_daemon_state_dir(dir);
+    }
     let tls = tls::load(&config).context("cannot set up TLS")?;
     let hsm = HsmClient::new(config.hsm_socket.clone());
     let kms = Kms::open(

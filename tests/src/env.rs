@@ -337,9 +337,10 @@ impl TestEnv {
 
     fn write_config(&self) {
         let mut toml = format!(
-            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nhsm_socket = \"{}\"\nregion = \"{}\"\naccount_id = \"{}\"\n",
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nhsm_socket = \"{}\"\nhsm_state_dir = \"{}\"\nregion = \"{}\"\naccount_id = \"{}\"\n",
             self.frontend_state.display(),
             self.socket.display(),
+            self.hsm_state.display(),
             crate::REGION,
             crate::ACCOUNT_ID
         );

@@ -173,3 +173,29 @@ fn daemon_started_as_root_drops_to_its_user() {
     assert!(line.starts_with("READY"), "{line:?}");
     assert_eq!(uid, "65534", "hsm-daemon runs as nobody");
 }
+
+#[tokio::test]
+async fn frontend_warns_loudly_when_it_can_read_the_daemon_state_dir() {
+    // Same user for both (development): noted, not alarmed.
+    let env = TestEnv::start();
+    let log = std::fs::read_to_string(env.frontend_log()).unwrap();
+    assert!(log.contains("single-user development"), "{log}");
+    assert!(!log.contains("CAN READ"), "{log}");
+    drop(env);
+    if !hsm_kms_tests::running_as_root(
+        "frontend_warns_loudly_when_it_can_read_the_daemon_state_dir",
+    ) {
+        return;
+    }
+    // The daemon as nobody, the frontend as root (which reads anything): the
+    // boundary is broken and the frontend must say so.
+    let env = TestEnv::start_with(hsm_kms_tests::EnvOptions {
+        daemon_user: Some((65534, 65534)),
+        ..Default::default()
+    });
+    let log = std::fs::read_to_string(env.frontend_log()).unwrap();
+    assert!(
+        log.contains("CAN READ hsm-daemon's state directory"),
+        "{log}"
+    );
+}
