@@ -1,7 +1,8 @@
 //! The daemon's cryptography: key tokens and ciphertext blobs.
 //!
 //! Tokens are AES-KWP (RFC 5649, `aes-kw`) under the master key of
-//! `"HKT1" | spec | version u32 BE | id_len | key id | key`; unwrapping checks
+//! `"HKT1" | spec | version u32 BE | id_len | key id | key material` (spec
+//! bytes: 1 SYMMETRIC_DEFAULT, 2-4 RSA, 5-8 ECC, 9-12 HMAC); unwrapping checks
 //! the id, version and spec against the request's [`KeyRef`]. Blobs follow
 //! `protocol::blob`: a per-message key HKDF-SHA256(CMK, salt, "hsm-kms blob
 //! v1"), AES-256-GCM with a random nonce, AAD = header || canonical context.
@@ -43,14 +44,39 @@ pub(crate) fn check_key_id(key_id: &str) -> Result<u8, DaemonError> {
     u8::try_from(key_id.len()).map_err(|_| DaemonError::InvalidRequest(InvalidReason::BadKeyId))
 }
 
+/// Token spec bytes after 1 (SYMMETRIC_DEFAULT), in this order from 2.
+const SPEC_BYTES: [KeySpec; 11] = [
+    KeySpec::Rsa2048,
+    KeySpec::Rsa3072,
+    KeySpec::Rsa4096,
+    KeySpec::EccNistP256,
+    KeySpec::EccNistP384,
+    KeySpec::EccNistP521,
+    KeySpec::EccSecgP256k1,
+    KeySpec::Hmac224,
+    KeySpec::Hmac256,
+    KeySpec::Hmac384,
+    KeySpec::Hmac512,
+];
+
 fn spec_byte(spec: KeySpec) -> Result<u8, DaemonError> {
-    match spec {
-        KeySpec::SymmetricDefault => Ok(SPEC_SYMMETRIC_DEFAULT),
-        #[allow(unreachable_patterns)] // reason: KeySpec is non_exhaustive
-        _ => Err(DaemonError::InvalidRequest(
-            InvalidReason::UnsupportedKeySpec,
-        )),
+    if spec == KeySpec::SymmetricDefault {
+        return Ok(SPEC_SYMMETRIC_DEFAULT);
     }
+    SPEC_BYTES
+        .iter()
+        .position(|s| *s == spec)
+        .and_then(|i| u8::try_from(i + 2).ok())
+        .ok_or(DaemonError::InvalidRequest(
+            InvalidReason::UnsupportedKeySpec,
+        ))
+}
+
+fn spec_of_byte(b: u8) -> Option<KeySpec> {
+    if b == SPEC_SYMMETRIC_DEFAULT {
+        return Some(KeySpec::SymmetricDefault);
+    }
+    SPEC_BYTES.get(usize::from(b).checked_sub(2)?).copied()
 }
 
 /// The key-wrapping cipher, built from the borrowed master key (no copy).
@@ -67,11 +93,11 @@ pub(crate) fn wrap_token(
     key_id: &str,
     version: u32,
     spec: KeySpec,
-    material: &[u8; KEY_LEN],
+    material: &[u8],
 ) -> Result<KeyToken, DaemonError> {
     let id_len = check_key_id(key_id)?;
     let spec = spec_byte(spec)?;
-    let len = TOKEN_MAGIC.len() + 1 + 4 + 1 + key_id.len() + KEY_LEN;
+    let len = TOKEN_MAGIC.len() + 1 + 4 + 1 + key_id.len() + material.len();
     let mut payload = Zeroizing::new(Vec::with_capacity(len));
     payload.extend_from_slice(TOKEN_MAGIC);
     payload.push(spec);
@@ -90,14 +116,36 @@ pub(crate) fn wrap_token(
 ///
 /// # Errors
 /// [`DaemonError::InvalidToken`] when it does not unwrap or names another key.
+#[cfg(test)]
 pub(crate) fn unwrap_token(
     master: &[u8; KEY_LEN],
     key: &KeyRef,
     spec: KeySpec,
     out: &mut [u8; KEY_LEN],
 ) -> Result<(), DaemonError> {
+    let (found, material) = unwrap_token_any(master, key)?;
+    if found != spec {
+        return Err(DaemonError::InvalidToken("spec mismatch"));
+    }
+    let material: &[u8; KEY_LEN] = material
+        .as_slice()
+        .try_into()
+        .map_err(|_| DaemonError::InvalidToken("bad key length"))?;
+    out.copy_from_slice(material);
+    Ok(())
+}
+
+/// Unwraps `key.token` of any spec, after checking it is the token of
+/// `key.key_id` / `key.version`; returns the spec bound inside and the
+/// material.
+///
+/// # Errors
+/// [`DaemonError::InvalidToken`] when it does not unwrap or names another key.
+pub(crate) fn unwrap_token_any(
+    master: &[u8; KEY_LEN],
+    key: &KeyRef,
+) -> Result<(KeySpec, Zeroizing<Vec<u8>>), DaemonError> {
     check_key_id(&key.key_id)?;
-    let want_spec = spec_byte(spec)?;
     let kek = kek(master)?;
     let payload = Zeroizing::new(
         kek.unwrap_with_padding_vec(&key.token.0)
@@ -118,20 +166,17 @@ pub(crate) fn unwrap_token(
     let (id, material) = rest
         .split_at_checked(usize::from(id_len))
         .ok_or(DaemonError::InvalidToken("truncated"))?;
-    if spec != want_spec {
-        return Err(DaemonError::InvalidToken("spec mismatch"));
-    }
+    let spec = spec_of_byte(spec).ok_or(DaemonError::InvalidToken("unknown spec"))?;
     if u32::from_be_bytes(*version) != key.version {
         return Err(DaemonError::InvalidToken("version mismatch"));
     }
     if id != key.key_id.as_bytes() {
         return Err(DaemonError::InvalidToken("key id mismatch"));
     }
-    let material: &[u8; KEY_LEN] = material
-        .try_into()
-        .map_err(|_| DaemonError::InvalidToken("bad key length"))?;
-    out.copy_from_slice(material);
-    Ok(())
+    if material.is_empty() {
+        return Err(DaemonError::InvalidToken("bad key length"));
+    }
+    Ok((spec, Zeroizing::new(material.to_vec())))
 }
 
 /// The canonical encryption context: pairs sorted by key, each key and value

@@ -10,7 +10,8 @@ use crate::crypto;
 use crate::error::DaemonError;
 use crate::keystore::{Command, KeystoreHandle, Reply};
 use protocol::{
-    DataKeySpec, InvalidReason, MAX_PLAINTEXT_LEN, MAX_RANDOM_LEN, Request, Response, WireError,
+    DataKeySpec, InvalidReason, MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, MAX_RANDOM_LEN, Request,
+    Response, SecretBytes, WireError,
 };
 
 /// Serves one request; every failure becomes a [`WireError`].
@@ -68,6 +69,17 @@ fn checked_len(n: usize) -> Result<usize, DaemonError> {
     } else {
         Err(invalid(InvalidReason::LengthOutOfRange))
     }
+}
+
+/// A message (or RSA plaintext) of 1..=4096 bytes.
+fn checked_message(m: SecretBytes) -> Result<SecretBytes, DaemonError> {
+    if m.is_empty() {
+        return Err(invalid(InvalidReason::PlaintextEmpty));
+    }
+    if m.len() > MAX_MESSAGE_LEN {
+        return Err(invalid(InvalidReason::MessageTooLarge));
+    }
+    Ok(m)
 }
 
 /// Validates sizes and builds the keystore command.
@@ -139,20 +151,82 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
             Command::WrapKey { key, material }
         }
         Request::UnwrapKey { key, wrapped } => Command::UnwrapKey { key, wrapped },
-        // Not served by this daemon build yet (issue 4 builds them on the
-        // keystore's new layout): refused, never half done.
-        Request::EvictKey { .. }
-        | Request::CachedVersions { .. }
-        | Request::GetPublicKey { .. }
-        | Request::Sign { .. }
-        | Request::Verify { .. }
-        | Request::AsymmetricEncrypt { .. }
-        | Request::AsymmetricDecrypt { .. }
-        | Request::GenerateMac { .. }
-        | Request::VerifyMac { .. }
-        | Request::GenerateDataKeyPair { .. } => {
-            return Err(invalid(InvalidReason::UnsupportedKeySpec));
-        }
+        Request::EvictKey { key_id } => Command::EvictKey { key_id },
+        Request::CachedVersions { key_id } => Command::CachedVersions { key_id },
+        Request::GetPublicKey { key } => Command::GetPublicKey { key },
+        Request::Sign {
+            key,
+            message,
+            message_type,
+            algorithm,
+        } => Command::Sign {
+            key,
+            message: checked_message(message)?,
+            message_type,
+            algorithm,
+        },
+        Request::Verify {
+            key,
+            message,
+            message_type,
+            algorithm,
+            signature,
+        } => Command::Verify {
+            key,
+            message: checked_message(message)?,
+            message_type,
+            algorithm,
+            signature,
+        },
+        Request::AsymmetricEncrypt {
+            key,
+            plaintext,
+            algorithm,
+        } => Command::AsymmetricEncrypt {
+            key,
+            plaintext: checked_message(plaintext)?,
+            algorithm,
+        },
+        Request::AsymmetricDecrypt {
+            key,
+            ciphertext,
+            algorithm,
+        } => Command::AsymmetricDecrypt {
+            key,
+            ciphertext,
+            algorithm,
+        },
+        Request::GenerateMac {
+            key,
+            message,
+            algorithm,
+        } => Command::GenerateMac {
+            key,
+            message: checked_message(message)?,
+            algorithm,
+        },
+        Request::VerifyMac {
+            key,
+            message,
+            algorithm,
+            mac,
+        } => Command::VerifyMac {
+            key,
+            message: checked_message(message)?,
+            algorithm,
+            mac,
+        },
+        Request::GenerateDataKeyPair {
+            key,
+            pair_spec,
+            context,
+            with_plaintext,
+        } => Command::GenerateDataKeyPair {
+            key,
+            pair_spec,
+            context,
+            with_plaintext,
+        },
     })
 }
 
@@ -167,13 +241,28 @@ pub(crate) fn to_response(reply: Reply) -> Response {
         Reply::Random(bytes) => Response::Random { bytes },
         Reply::Wrapped(wrapped) => Response::Wrapped { wrapped },
         Reply::Unwrapped(material) => Response::Unwrapped { material },
+        Reply::Evicted(versions) => Response::Evicted { versions },
+        Reply::CachedVersions(versions) => Response::CachedVersions { versions },
+        Reply::PublicKey(der) => Response::PublicKey { der },
+        Reply::Signature(signature) => Response::Signature { signature },
+        Reply::Verified(valid) => Response::Verified { valid },
+        Reply::Mac(mac) => Response::Mac { mac },
+        Reply::DataKeyPair {
+            public_key,
+            private_plaintext,
+            private_blob,
+        } => Response::DataKeyPair {
+            public_key,
+            private_plaintext,
+            private_blob,
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{KeyRef, KeyToken, SecretBytes};
+    use protocol::{KeyRef, KeyToken};
 
     fn key() -> KeyRef {
         KeyRef {

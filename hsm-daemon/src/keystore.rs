@@ -21,7 +21,8 @@ use crate::error::DaemonError;
 use crate::secure_mem::stack::{self, LockedStack};
 use crate::secure_mem::{KEY_LEN, KeySlab, MemCheck, Slot};
 use protocol::{
-    EncryptionContext, KeyRef, KeySpec, KeyToken, PROTOCOL_VERSION, SecretBytes, StatusInfo,
+    EncryptionAlgorithm, EncryptionContext, KeyRef, KeySpec, KeyToken, MacAlgorithm, MessageType,
+    PROTOCOL_VERSION, SecretBytes, SigningAlgorithm, StatusInfo,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -80,6 +81,55 @@ pub(crate) enum Command {
         key: KeyRef,
         wrapped: Vec<u8>,
     },
+    EvictKey {
+        key_id: String,
+    },
+    CachedVersions {
+        key_id: String,
+    },
+    GetPublicKey {
+        key: KeyRef,
+    },
+    Sign {
+        key: KeyRef,
+        message: SecretBytes,
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+    },
+    Verify {
+        key: KeyRef,
+        message: SecretBytes,
+        message_type: MessageType,
+        algorithm: SigningAlgorithm,
+        signature: Vec<u8>,
+    },
+    AsymmetricEncrypt {
+        key: KeyRef,
+        plaintext: SecretBytes,
+        algorithm: EncryptionAlgorithm,
+    },
+    AsymmetricDecrypt {
+        key: KeyRef,
+        ciphertext: Vec<u8>,
+        algorithm: EncryptionAlgorithm,
+    },
+    GenerateMac {
+        key: KeyRef,
+        message: SecretBytes,
+        algorithm: MacAlgorithm,
+    },
+    VerifyMac {
+        key: KeyRef,
+        message: SecretBytes,
+        algorithm: MacAlgorithm,
+        mac: Vec<u8>,
+    },
+    GenerateDataKeyPair {
+        key: KeyRef,
+        pair_spec: KeySpec,
+        context: EncryptionContext,
+        with_plaintext: bool,
+    },
 }
 
 /// The keystore's answer to a [`Command`].
@@ -96,6 +146,17 @@ pub(crate) enum Reply {
     Random(Vec<u8>),
     Wrapped(Vec<u8>),
     Unwrapped(SecretBytes),
+    Evicted(u32),
+    CachedVersions(Vec<u32>),
+    PublicKey(Vec<u8>),
+    Signature(Vec<u8>),
+    Verified(bool),
+    Mac(Vec<u8>),
+    DataKeyPair {
+        public_key: Vec<u8>,
+        private_plaintext: Option<SecretBytes>,
+        private_blob: Vec<u8>,
+    },
 }
 
 struct Envelope {
@@ -142,6 +203,7 @@ impl KeystoreHandle {
 struct Cached {
     token: Vec<u8>,
     slot: Slot,
+    spec: KeySpec,
 }
 
 /// The actor's state. `Debug` shows counts only.
@@ -237,52 +299,89 @@ impl Keystore {
         let _ = reply.send(result);
     }
 
-    fn master(&self) -> Result<&[u8; KEY_LEN], DaemonError> {
+    pub(super) fn master(&self) -> Result<&[u8; KEY_LEN], DaemonError> {
         self.slab.key(self.master).ok_or(DaemonError::NoSlot)
     }
 
-    /// The slot holding `key`'s material, unwrapping and caching it if needed.
+    /// The slot holding a symmetric CMK's 32-byte key, unwrapping and
+    /// caching it if needed.
     fn cmk(&mut self, key: &KeyRef) -> Result<Slot, DaemonError> {
+        let (spec, slot) = self.material(key)?;
+        if spec != KeySpec::SymmetricDefault || slot.len() != KEY_LEN {
+            return Err(DaemonError::InvalidToken("spec mismatch"));
+        }
+        Ok(slot)
+    }
+
+    /// The spec and slot of `key`'s material (any spec), unwrapping and
+    /// caching it if needed. A cached entry is used only for the exact
+    /// token bytes it came from.
+    pub(super) fn material(&mut self, key: &KeyRef) -> Result<(KeySpec, Slot), DaemonError> {
         let name = (key.key_id.clone(), key.version);
         if let Some(c) = self.cache.get(&name)
             && c.token == key.token.0
         {
-            return Ok(c.slot);
+            return Ok((c.spec, c.slot));
         }
-        let mut material = Zeroizing::new([0u8; KEY_LEN]);
-        crypto::unwrap_token(
-            self.master()?,
-            key,
-            KeySpec::SymmetricDefault,
-            &mut material,
-        )?;
-        let slot = match self.cache.get_mut(&name) {
-            // Same key version, another valid token: replace the entry.
-            Some(c) => {
-                c.token.clone_from(&key.token.0);
-                c.slot
-            }
-            None => {
-                let slot = match self.slab.alloc(KEY_LEN) {
-                    Some(s) => s,
-                    None => self.evict_oldest(KEY_LEN)?,
-                };
-                self.cache.insert(
-                    name.clone(),
-                    Cached {
-                        token: key.token.0.clone(),
-                        slot,
-                    },
-                );
-                self.order.push_back(name);
-                slot
-            }
+        let (spec, material) = crypto::unwrap_token_any(self.master()?, key)?;
+        // Same key version, another valid token: drop the old entry.
+        if let Some(old) = self.cache.remove(&name) {
+            self.slab.release(old.slot);
+            self.order.retain(|n| *n != name);
+        }
+        let len = material.len();
+        let slot = match self.slab.alloc(len) {
+            Some(s) => s,
+            None => self.evict_oldest(len)?,
         };
         self.slab
-            .key_mut(slot)
+            .bytes_mut(slot)
             .ok_or(DaemonError::NoSlot)?
-            .copy_from_slice(material.as_ref());
-        Ok(slot)
+            .copy_from_slice(&material);
+        self.cache.insert(
+            name.clone(),
+            Cached {
+                token: key.token.0.clone(),
+                slot,
+                spec,
+            },
+        );
+        self.order.push_back(name);
+        Ok((spec, slot))
+    }
+
+    /// Wipes every cached version of `key_id`; returns how many there were.
+    pub(super) fn evict_key(&mut self, key_id: &str) -> u32 {
+        let names: Vec<(String, u32)> = self
+            .cache
+            .keys()
+            .filter(|(id, _)| id == key_id)
+            .cloned()
+            .collect();
+        for name in &names {
+            if let Some(c) = self.cache.remove(name) {
+                self.slab.release(c.slot);
+            }
+        }
+        self.order.retain(|(id, _)| id != key_id);
+        u32::try_from(names.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Versions of `key_id` held unwrapped, ascending.
+    pub(super) fn cached_versions(&self, key_id: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .cache
+            .keys()
+            .filter(|(id, _)| id == key_id)
+            .map(|(_, n)| *n)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Borrows the material in `slot`.
+    pub(super) fn bytes(&self, slot: Slot) -> Result<&[u8], DaemonError> {
+        self.slab.bytes(slot).ok_or(DaemonError::NoSlot)
     }
 
     /// Wipes the oldest cached key whose slot can hold `len` bytes and
@@ -301,7 +400,7 @@ impl Keystore {
         self.slab.alloc(len).ok_or(DaemonError::NoSlot)
     }
 
-    fn key(&self, slot: Slot) -> Result<&[u8; KEY_LEN], DaemonError> {
+    pub(super) fn key(&self, slot: Slot) -> Result<&[u8; KEY_LEN], DaemonError> {
         self.slab.key(slot).ok_or(DaemonError::NoSlot)
     }
 
@@ -321,9 +420,14 @@ impl Keystore {
                 version,
                 spec,
             } => {
+                if spec != KeySpec::SymmetricDefault {
+                    let material = crate::asym::generate(spec)?;
+                    return crypto::wrap_token(self.master()?, &key_id, version, spec, &material)
+                        .map(Reply::Token);
+                }
                 let mut material = Zeroizing::new([0u8; KEY_LEN]);
                 crypto::fill_random(material.as_mut())?;
-                crypto::wrap_token(self.master()?, &key_id, version, spec, &material)
+                crypto::wrap_token(self.master()?, &key_id, version, spec, material.as_ref())
                     .map(Reply::Token)
             }
             Command::Encrypt {
@@ -405,9 +509,12 @@ impl Keystore {
                     &mut *material,
                 ))))
             }
+            other => self.execute_asymmetric(other),
         }
     }
 }
+
+mod asymmetric;
 
 #[cfg(test)]
 mod tests;

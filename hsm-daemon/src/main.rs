@@ -8,6 +8,7 @@
 //! runtime is tokio's `current_thread`: the work per request is microseconds,
 //! so cross-thread wake-ups would cost more than they save.
 
+mod asym;
 mod config;
 mod crypto;
 mod error;

@@ -165,3 +165,120 @@ async fn actor_runs_on_a_locked_undumpable_stack_and_stops_when_handles_drop() {
         .expect("join task")
         .expect("actor ends cleanly");
 }
+
+fn multi_class_keystore() -> Keystore {
+    use crate::secure_mem::SizeClass;
+    let mut slab = KeySlab::new(&[
+        SizeClass {
+            bytes: KEY_LEN,
+            slots: 8,
+        },
+        SizeClass {
+            bytes: 256,
+            slots: 4,
+        },
+        SizeClass {
+            bytes: 4096,
+            slots: 2,
+        },
+    ])
+    .expect("map");
+    let master = slab.alloc(KEY_LEN).expect("slot");
+    slab.key_mut(master).expect("master").fill(0x5A);
+    Keystore::new(slab, master)
+}
+
+fn create_spec(ks: &mut Keystore, id: &str, version: u32, spec: KeySpec) -> KeyRef {
+    let Ok(Reply::Token(token)) = ks.execute(Command::CreateKey {
+        key_id: id.into(),
+        version,
+        spec,
+    }) else {
+        panic!("create failed")
+    };
+    KeyRef {
+        key_id: id.into(),
+        version,
+        token,
+    }
+}
+
+#[test]
+fn evict_key_wipes_every_cached_version_of_that_key_only() {
+    let mut ks = multi_class_keystore();
+    let v1 = create(&mut ks, "k", 1);
+    let v2 = create(&mut ks, "k", 2);
+    let other = create(&mut ks, "other", 1);
+    for key in [&v1, &v2, &other] {
+        encrypt(&mut ks, key, b"x").expect("encrypt");
+    }
+    assert!(matches!(
+        ks.execute(Command::CachedVersions { key_id: "k".into() }),
+        Ok(Reply::CachedVersions(v)) if v == vec![1, 2]
+    ));
+    assert!(matches!(
+        ks.execute(Command::EvictKey { key_id: "k".into() }),
+        Ok(Reply::Evicted(2))
+    ));
+    assert!(matches!(
+        ks.execute(Command::CachedVersions { key_id: "k".into() }),
+        Ok(Reply::CachedVersions(v)) if v.is_empty()
+    ));
+    assert!(matches!(
+        ks.execute(Command::CachedVersions { key_id: "other".into() }),
+        Ok(Reply::CachedVersions(v)) if v == vec![1]
+    ));
+}
+
+#[test]
+fn asymmetric_material_is_cached_in_its_size_class_and_refused_for_aes_ops() {
+    let mut ks = multi_class_keystore();
+    let ec = create_spec(&mut ks, "ec", 1, KeySpec::EccNistP256);
+    let sig = match ks.execute(Command::Sign {
+        key: ec.clone(),
+        message: SecretBytes::new(b"m".to_vec()),
+        message_type: MessageType::Raw,
+        algorithm: SigningAlgorithm::EcdsaSha256,
+    }) {
+        Ok(Reply::Signature(s)) => s,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(matches!(
+        ks.execute(Command::Verify {
+            key: ec.clone(),
+            message: SecretBytes::new(b"m".to_vec()),
+            message_type: MessageType::Raw,
+            algorithm: SigningAlgorithm::EcdsaSha256,
+            signature: sig,
+        }),
+        Ok(Reply::Verified(true))
+    ));
+    // An EC token is not an AES key.
+    assert!(matches!(
+        encrypt(&mut ks, &ec, b"x"),
+        Err(DaemonError::InvalidToken(_))
+    ));
+    // A data key pair's private key opens under the symmetric key.
+    let aes = create(&mut ks, "aes", 1);
+    let Ok(Reply::DataKeyPair {
+        private_plaintext: Some(private),
+        private_blob,
+        ..
+    }) = ks.execute(Command::GenerateDataKeyPair {
+        key: aes.clone(),
+        pair_spec: KeySpec::EccNistP384,
+        context: vec![],
+        with_plaintext: true,
+    })
+    else {
+        panic!("pair failed")
+    };
+    let Ok(Reply::Plaintext(opened)) = ks.execute(Command::Decrypt {
+        key: aes,
+        blob: private_blob,
+        context: vec![],
+    }) else {
+        panic!("decrypt failed")
+    };
+    assert_eq!(opened.expose(), private.expose());
+}
