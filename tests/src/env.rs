@@ -48,6 +48,11 @@ pub struct EnvOptions {
     pub daemon_user: Option<(u32, u32)>,
     /// `max_body_bytes` in the frontend config.
     pub max_body_bytes: Option<usize>,
+    /// `scheduler_interval_secs` in the frontend config.
+    pub scheduler_interval_secs: Option<u64>,
+    /// Give the frontend a `dev_clock_offset_file` (see
+    /// [`TestEnv::advance_clock`]).
+    pub dev_clock: bool,
 }
 
 /// A running process and its log.
@@ -347,6 +352,15 @@ impl TestEnv {
         if let Some(max) = self.opts.max_body_bytes {
             toml.push_str(&format!("max_body_bytes = {max}\n"));
         }
+        if let Some(secs) = self.opts.scheduler_interval_secs {
+            toml.push_str(&format!("scheduler_interval_secs = {secs}\n"));
+        }
+        if self.opts.dev_clock {
+            toml.push_str(&format!(
+                "dev_clock_offset_file = \"{}\"\n",
+                self.clock_offset_path().display()
+            ));
+        }
         for p in &self.principals {
             toml.push_str(&format!(
                 "\n[[principals]]\narn = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
@@ -510,6 +524,23 @@ impl TestEnv {
 
     pub fn frontend_state_dir(&self) -> &Path {
         &self.frontend_state
+    }
+
+    /// The frontend's development clock offset file.
+    pub fn clock_offset_path(&self) -> PathBuf {
+        self.dir.path().join("clock_offset")
+    }
+
+    /// Moves the frontend's clock forward by `secs` (needs
+    /// [`EnvOptions::dev_clock`]); the frontend reads the offset on every
+    /// look at the time.
+    pub fn advance_clock(&self, secs: i64) {
+        let path = self.clock_offset_path();
+        let now: i64 = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        fs::write(&path, format!("{}\n", now + secs)).expect("write clock offset");
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -7,6 +7,7 @@
 
 pub mod bins;
 pub mod client;
+pub mod daemon;
 pub mod env;
 pub mod errors;
 pub mod kmsctl;
