@@ -65,6 +65,7 @@ pub struct KmsClient {
     endpoint: Arc<str>,
     region: Arc<str>,
     identity: aws_smithy_runtime_api::client::identity::Identity,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for KmsClient {
@@ -109,6 +110,7 @@ impl KmsClient {
             .context("TLS protocol versions")?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        let tls_shared = Arc::new(tls.clone());
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -133,6 +135,7 @@ impl KmsClient {
             endpoint: settings.endpoint.as_str().into(),
             region: settings.region.as_str().into(),
             identity,
+            tls: tls_shared,
         })
     }
 
@@ -144,6 +147,12 @@ impl KmsClient {
     /// The signing region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The TLS client settings (trust store, provider) this client uses,
+    /// for callers that open their own connections (`kmsctl bench`).
+    pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.tls)
     }
 
     /// Calls KMS operation `target` (e.g. `"CreateKey"`) with a JSON body
@@ -172,33 +181,14 @@ impl KmsClient {
         body: Bytes,
     ) -> Result<Reply, AwsError> {
         let uri = format!("{}{}", self.endpoint, path_and_query);
-        let mut builder = Request::builder().method(method.clone()).uri(uri.as_str());
+        let mut builder = Request::builder().method(method).uri(uri.as_str());
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
         let mut request = builder
             .body(Full::new(body.clone()))
             .map_err(|e| AwsError::transport(format!("bad request: {e}")))?;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name(SERVICE)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| AwsError::transport(format!("signing: {e}")))?
-            .into();
-        let signable = SignableRequest::new(
-            method.as_str(),
-            uri.as_str(),
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| AwsError::transport(format!("signing: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| AwsError::transport(format!("signing: {e}")))?
-            .into_parts();
-        instructions.apply_to_request_http1x(&mut request);
+        self.sign(&mut request, uri.as_str(), headers, &body)?;
         let response = tokio::time::timeout(REQUEST_TIMEOUT, self.http.request(request))
             .await
             .map_err(|_| {
@@ -213,6 +203,44 @@ impl KmsClient {
             .map_err(|e| AwsError::transport(format!("reading reply: {e}")))?
             .to_bytes();
         Ok(Reply { status, body })
+    }
+}
+
+impl KmsClient {
+    /// Adds the SigV4 headers (`authorization`, `x-amz-date`, and the
+    /// session token if any) to `request`, signing `headers` (plus `host`,
+    /// taken from `uri`) and `body` at the current time.
+    ///
+    /// # Errors
+    /// [`AwsError`] with code `ConnectionError` if signing fails.
+    pub fn sign<B>(
+        &self,
+        request: &mut Request<B>,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(), AwsError> {
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name(SERVICE)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| AwsError::transport(format!("signing: {e}")))?
+            .into();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            uri,
+            headers.iter().copied(),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| AwsError::transport(format!("signing: {e}")))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| AwsError::transport(format!("signing: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
     }
 }
 

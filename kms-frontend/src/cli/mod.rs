@@ -7,6 +7,7 @@
 //! default and the server's JSON with `--json`.
 
 pub mod admin;
+pub mod bench;
 pub mod client;
 pub mod envelope;
 pub mod esdk;
@@ -72,6 +73,8 @@ pub enum Command {
     Encrypt(files::EncryptArgs),
     /// Decrypt a file made by `encrypt` or by an AWS Encryption SDK.
     Decrypt(files::DecryptArgs),
+    /// Load-test a KMS endpoint: ops/s, latency percentiles, errors by type.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -102,5 +105,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => admin::run(&cli.global, cmd).await,
         Command::Encrypt(args) => files::encrypt(&cli.global, args).await,
         Command::Decrypt(args) => files::decrypt(&cli.global, args).await,
+        Command::Bench(args) => bench::run(&cli.global, args).await,
     }
 }
