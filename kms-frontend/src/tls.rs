@@ -6,6 +6,8 @@
 //! `::1` are generated once with rcgen into `STATE/tls/` (`ca.pem`,
 //! `ca.key`, `server.pem`, `server.key`; keys 0600, directory 0700) and
 //! reused on every later start: they are never regenerated while present.
+//! Sessions resume with stateless tickets (a reconnecting client skips the
+//! full handshake).
 //! Clients trust `ca.pem`. Serving connections is left to `server`.
 
 use crate::config::{Config, TlsFiles};
@@ -91,6 +93,11 @@ pub fn server_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Session resumption: stateless TLS 1.3 tickets (keys rotated by rustls
+    // every 6 hours), so a reconnecting client skips the certificate
+    // signature and the server keeps no per-session state. TLS 1.2 clients
+    // resume through the default in-memory session cache.
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     Ok(config)
 }
 
@@ -313,5 +320,60 @@ secret_access_key = "s"
         fs::remove_file(dir.path().join("tls/server.pem")).expect("rm");
         let err = load(&cfg).expect_err("partial").to_string();
         assert!(err.contains("remove the directory"), "{err}");
+    }
+
+    /// One TLS connection to `addr`, reading the one byte the server sends
+    /// (which also takes in the session tickets sent before it).
+    async fn connect_once(
+        client: &Arc<rustls::ClientConfig>,
+        addr: std::net::SocketAddr,
+    ) -> Option<rustls::HandshakeKind> {
+        use tokio::io::AsyncReadExt;
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::clone(client))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let mut byte = [0u8; 1];
+        tls.read_exact(&mut byte).await.expect("read");
+        tls.get_ref().1.handshake_kind()
+    }
+
+    #[tokio::test]
+    async fn a_reconnecting_client_resumes_its_tls_session() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let tls = load(&config(dir.path())).expect("tls");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+        let server = tokio::spawn(async move {
+            for _ in 0..2 {
+                let (tcp, _) = listener.accept().await.expect("accept");
+                let mut s = acceptor.accept(tcp).await.expect("server handshake");
+                s.write_all(b"x").await.expect("write");
+                s.flush().await.expect("flush");
+                let _ = s.shutdown().await;
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = read_certs(tls.dev_ca.as_deref().expect("dev ca")).expect("ca");
+        roots.add(ca[0].clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let client = Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let first = connect_once(&client, addr).await;
+        let second = connect_once(&client, addr).await;
+        server.await.expect("server");
+        assert_eq!(first, Some(rustls::HandshakeKind::Full));
+        assert_eq!(second, Some(rustls::HandshakeKind::Resumed));
     }
 }
