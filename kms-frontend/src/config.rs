@@ -17,6 +17,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_WORKER_THREADS: usize = 2;
 /// Default limit of concurrent client connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default `hsm_connections`: pipelined connections to hsm-daemon.
+pub const DEFAULT_HSM_CONNECTIONS: usize = 2;
 
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub struct Config {
     pub worker_threads: usize,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Pipelined connections to hsm-daemon (see `hsm_client`).
+    #[serde(default = "default_hsm_connections")]
+    pub hsm_connections: usize,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
@@ -107,6 +112,10 @@ fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
 }
 
+fn default_hsm_connections() -> usize {
+    DEFAULT_HSM_CONNECTIONS
+}
+
 impl fmt::Debug for PrincipalConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalConfig")
@@ -128,6 +137,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("worker_threads", &self.worker_threads)
             .field("max_connections", &self.max_connections)
+            .field("hsm_connections", &self.hsm_connections)
             .field("tls", &self.tls)
             .field("principals", &self.principals)
             .field("scheduler_interval_secs", &self.scheduler_interval_secs)
@@ -223,6 +233,9 @@ impl Config {
         }
         if !(1..=256).contains(&self.worker_threads) {
             return invalid("worker_threads must be between 1 and 256".into());
+        }
+        if !(1..=64).contains(&self.hsm_connections) {
+            return invalid("hsm_connections must be between 1 and 64".into());
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());

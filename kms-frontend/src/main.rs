@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use kms_frontend::auth::{Credential, Verifier};
 use kms_frontend::config::Config;
-use kms_frontend::hsm_client::HsmClient;
+use kms_frontend::hsm_client::{HsmClient, HsmClientSettings};
 use kms_frontend::principal::Principal;
 use kms_frontend::server::{self, App, ServerSettings};
 use kms_frontend::service::{Kms, KmsSettings};
@@ -65,7 +65,13 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         kms_frontend::isolation::check_daemon_state_dir(dir);
     }
     let tls = tls::load(&config).context("cannot set up TLS")?;
-    let hsm = HsmClient::new(config.hsm_socket.clone());
+    let hsm = HsmClient::with_settings(
+        config.hsm_socket.clone(),
+        HsmClientSettings {
+            pool_size: config.hsm_connections,
+            ..HsmClientSettings::default()
+        },
+    );
     let kms = Kms::open(
         KmsSettings {
             db_path: config.state_dir.join("kms.db"),
