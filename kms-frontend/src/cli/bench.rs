@@ -61,6 +61,9 @@ pub struct BenchArgs {
     /// Key to use (id, ARN or alias); default: a new key is created.
     #[arg(long)]
     pub key_id: Option<String>,
+    /// Worker threads of the load generator (default: one per CPU).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
     /// Load before measuring starts (duration runs only).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub warmup: Duration,
