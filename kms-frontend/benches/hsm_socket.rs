@@ -51,14 +51,14 @@ fn start_daemon() -> Daemon {
     let state = dir.path().join("hsm");
     let socket = dir.path().join("hsm.sock");
     let init = Command::new(&bin)
-        .args(["init", "--state-dir"])
+        .args(["init", "--dev-plain-key", "--state-dir"])
         .arg(&state)
         .stdout(Stdio::null())
         .status()
         .expect("hsm-daemon init");
     assert!(init.success(), "hsm-daemon init failed");
     let mut child = Command::new(&bin)
-        .args(["serve", "--state-dir"])
+        .args(["serve", "--dev-plain-key", "--state-dir"])
         .arg(&state)
         .arg("--socket")
         .arg(&socket)
