@@ -2,9 +2,10 @@
 //!
 //! Both processes compile against this crate and nothing else of each other.
 //! It owns the frame format ([`frame`]), the messages ([`message`]), the
-//! error enum that may cross the socket ([`error`]) and the public header of
-//! ciphertext blobs ([`blob`]) and of wrapped keys ([`wrapped`]), which the frontend reads to route a Decrypt
-//! and the daemon writes and authenticates. It performs no I/O of its own:
+//! error enum that may cross the socket ([`error`]) and the public headers of
+//! ciphertext blobs ([`blob`]) and of wrapped keys ([`wrapped`]), which the
+//! frontend reads to route a Decrypt or UnwrapKey and the daemon writes and
+//! authenticates. It performs no I/O of its own:
 //! the codec plugs into whatever stream the caller owns.
 //!
 //! A connection is: client sends [`ClientHello`], server answers

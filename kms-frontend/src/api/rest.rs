@@ -4,7 +4,9 @@
 //! here; authorization is the service's, on the root key.
 //!
 //! Routes: `POST /key`, `GET /key/{pub}` (`?source=user|backup`),
-//! `POST /generateDataKey`, `POST /decryptDataKey`. Errors are
+//! `POST /generateDataKey`, `POST /decryptDataKey`, and key wrapping:
+//! `POST /wrapKey` `{keyId, key}` and `POST /unwrapKey` `{wrappedKey, keyId?}`
+//! (AES-KWP inside the daemon, `service::wrap`). Errors are
 //! `{"code": "<AWS error name>", "message": ...}` with REST statuses: 400
 //! validation, 403 access denied, 404 not found, 409 duplicate or key state.
 //! Binary values travel as base64.
@@ -23,7 +25,10 @@ use zeroize::Zeroizing;
 
 /// Whether `path` is one of this API's routes.
 pub fn is_rest_path(path: &str) -> bool {
-    matches!(path, "/key" | "/generateDataKey" | "/decryptDataKey") || path.starts_with("/key/")
+    matches!(
+        path,
+        "/key" | "/generateDataKey" | "/decryptDataKey" | "/wrapKey" | "/unwrapKey"
+    ) || path.starts_with("/key/")
 }
 
 /// A REST error reply.
@@ -67,6 +72,8 @@ pub async fn dispatch(
         ("POST", "/decryptDataKey") => {
             decrypt_data_key(kms, principal, default_root_key, body).await
         }
+        ("POST", "/wrapKey") => wrap_key(kms, principal, body).await,
+        ("POST", "/unwrapKey") => unwrap_key(kms, principal, body).await,
         _ => {
             return error(
                 405,
@@ -265,6 +272,54 @@ async fn decrypt_data_key(
         json!({
             "plaintext": B64.encode(opened.plaintext.expose()),
             "rootKey": opened.key_arn,
+        }),
+    ))
+}
+
+fn base64_field(m: &serde_json::Map<String, Value>, name: &str) -> Result<Vec<u8>, KmsError> {
+    B64.decode(required(m, name)?)
+        .map_err(|_| KmsError::Validation(format!("{name} must be base64")))
+}
+
+async fn wrap_key(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<(u16, Value), KmsError> {
+    let mut m = parse(body)?;
+    // Take the key out of the map so the only copies left are zeroized.
+    let encoded = match m.remove("key") {
+        Some(Value::String(s)) => Zeroizing::new(s),
+        Some(_) => return Err(KmsError::Validation("key must be a string".into())),
+        None => return Err(KmsError::Validation("key is required".into())),
+    };
+    let material = SecretBytes::new(
+        B64.decode(encoded.as_bytes())
+            .map_err(|_| KmsError::Validation("key must be base64".into()))?,
+    );
+    let key_id = required(&m, "keyId")?;
+    let wrapped = kms.wrap_key(principal, &key_id, material).await?;
+    Ok((
+        200,
+        json!({
+            "wrappedKey": B64.encode(&wrapped.wrapped),
+            "keyId": wrapped.key_arn,
+        }),
+    ))
+}
+
+async fn unwrap_key(
+    kms: &Kms,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<(u16, Value), KmsError> {
+    let m = parse(body)?;
+    let wrapped = base64_field(&m, "wrappedKey")?;
+    let key_id = string(&m, "keyId")?;
+    let opened = kms
+        .unwrap_key(principal, wrapped, key_id.as_deref())
+        .await?;
+    Ok((
+        200,
+        json!({
+            "key": B64.encode(opened.material.expose()),
+            "keyId": opened.key_arn,
         }),
     ))
 }

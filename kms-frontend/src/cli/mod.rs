@@ -1,7 +1,7 @@
 //! `kmsctl`, the command-line client of hsm-kms. This module owns the
 //! top-level argument parsing and dispatch only: each group of subcommands
 //! lives in its own module (`admin` for the key and alias calls, `files` for
-//! envelope encryption of files), all of them talking to the server through the shared
+//! envelope encryption of files, `wrap` for key wrapping), all of them talking to the server through the shared
 //! [`client::KmsClient`] configured by [`profile::Settings`] exactly like the
 //! aws CLI (environment, `~/.aws` files). Output is human-readable by
 //! default and the server's JSON with `--json`.
@@ -14,6 +14,7 @@ pub mod esdk;
 pub mod files;
 pub mod output;
 pub mod profile;
+pub mod wrap;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +76,10 @@ pub enum Command {
     Decrypt(files::DecryptArgs),
     /// Load-test a KMS endpoint: ops/s, latency percentiles, errors by type.
     Bench(bench::BenchArgs),
+    /// Wrap key material under a KMS key (AES-KWP, RFC 5649, inside the HSM).
+    WrapKey(wrap::WrapArgs),
+    /// Unwrap key material made by `wrap-key`.
+    UnwrapKey(wrap::UnwrapArgs),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -110,5 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encrypt(args) => files::encrypt(&cli.global, args).await,
         Command::Decrypt(args) => files::decrypt(&cli.global, args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
+        Command::WrapKey(args) => wrap::wrap(&cli.global, args).await,
+        Command::UnwrapKey(args) => wrap::unwrap(&cli.global, args).await,
     }
 }

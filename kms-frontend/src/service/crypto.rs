@@ -210,7 +210,7 @@ pub(crate) fn unexpected(op: &str) -> KmsError {
 
 impl Kms {
     /// A usable key for an operation that makes new ciphertext.
-    fn key_for(
+    pub(super) fn key_for(
         &self,
         principal: &Principal,
         key_id: &str,

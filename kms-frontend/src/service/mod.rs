@@ -23,6 +23,7 @@ pub mod rotation;
 pub(crate) mod specs;
 pub mod tags;
 pub mod wallet;
+pub mod wrap;
 
 use crate::error::KmsError;
 use crate::hsm_client::{HsmClient, HsmError};
