@@ -98,6 +98,9 @@ pub struct PrincipalConfig {
     pub arn: String,
     pub access_key_id: String,
     pub secret_access_key: SecretString,
+    /// An account administrator (the account root of key policies).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 fn default_max_body_bytes() -> usize {
@@ -122,6 +125,7 @@ impl fmt::Debug for PrincipalConfig {
             .field("arn", &self.arn)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"[REDACTED]")
+            .field("admin", &self.admin)
             .finish()
     }
 }

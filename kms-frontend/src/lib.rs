@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod hsm_client;
 pub mod isolation;
+pub mod policy;
 pub mod principal;
 pub mod server;
 pub mod service;

@@ -94,6 +94,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
                 arn: p.arn,
                 account_id: config.account_id.clone(),
                 access_key_id: p.access_key_id,
+                admin: p.admin,
             },
             secret: p.secret_access_key,
         })

@@ -10,4 +10,7 @@ pub struct Principal {
     pub account_id: String,
     /// The access key id the request was signed with.
     pub access_key_id: String,
+    /// An account administrator: the account root of key policies means
+    /// these principals (and each key's creator for its own keys).
+    pub admin: bool,
 }

@@ -21,6 +21,7 @@ fn alice() -> Principal {
         arn: format!("arn:aws:iam::{ACCOUNT}:user/alice"),
         account_id: ACCOUNT.into(),
         access_key_id: "AKIAALICE".into(),
+        admin: false,
     }
 }
 
@@ -29,6 +30,7 @@ fn bob() -> Principal {
         arn: format!("arn:aws:iam::{ACCOUNT}:user/bob"),
         account_id: ACCOUNT.into(),
         access_key_id: "AKIABOB".into(),
+        admin: false,
     }
 }
 

@@ -17,6 +17,7 @@ fn alice() -> Principal {
         arn: "arn:aws:iam::111122223333:user/alice".into(),
         account_id: "111122223333".into(),
         access_key_id: "AKIAALICE".into(),
+        admin: false,
     }
 }
 

@@ -25,6 +25,7 @@ fn verifier(region: &str, service: &str) -> Verifier {
                 arn: ARN.into(),
                 account_id: "111122223333".into(),
                 access_key_id: AKID.into(),
+                admin: false,
             },
             secret: SecretString::from(SECRET.to_owned()),
         }],
