@@ -51,6 +51,14 @@ pub enum KmsError {
     UnknownOperation(String),
     #[error("throttled: {0}")]
     Throttling(String),
+    #[error("malformed policy document: {0}")]
+    MalformedPolicyDocument(String),
+    #[error("invalid grant token: {0}")]
+    InvalidGrantToken(String),
+    #[error("invalid grant id: {0}")]
+    InvalidGrantId(String),
+    #[error("invalid arn: {0}")]
+    InvalidArn(String),
     /// The request would have succeeded, but DryRun was set.
     #[error("dry run")]
     DryRun,
@@ -104,6 +112,10 @@ impl KmsError {
             Self::Serialization(m) => ("SerializationException", 400, m),
             Self::UnknownOperation(m) => ("UnknownOperationException", 400, m),
             Self::Throttling(m) => ("ThrottlingException", 400, m),
+            Self::MalformedPolicyDocument(m) => ("MalformedPolicyDocumentException", 400, m),
+            Self::InvalidGrantToken(m) => ("InvalidGrantTokenException", 400, m),
+            Self::InvalidGrantId(m) => ("InvalidGrantIdException", 400, m),
+            Self::InvalidArn(m) => ("InvalidArnException", 400, m),
             Self::DryRun => (
                 "DryRunOperationException",
                 412,

@@ -113,6 +113,8 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         settings,
     });
 
+    load_runtime_principals(&app).await?;
+
     let addr = config.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -151,6 +153,61 @@ fn with_dev_clock(kms: Kms, config: &Config) -> anyhow::Result<Kms> {
 #[cfg(not(debug_assertions))]
 fn with_dev_clock(kms: Kms, _config: &Config) -> anyhow::Result<Kms> {
     Ok(kms)
+}
+
+/// Adds the principals made through the admin API (their secrets opened by
+/// hsm-daemon) to the verifier. While the daemon is unreachable this keeps
+/// trying in the background, so the frontend still starts and the config's
+/// principals work meanwhile; any other failure refuses to start.
+async fn load_runtime_principals(app: &Arc<App>) -> anyhow::Result<()> {
+    use kms_frontend::error::KmsError;
+    let add = |app: &App, loaded: Vec<kms_frontend::service::principals::PrincipalSecret>| {
+        let n = loaded.len();
+        for p in loaded {
+            let arn = p.principal.arn.clone();
+            if app
+                .verifier
+                .add(Credential {
+                    principal: p.principal,
+                    secret: p.secret,
+                })
+                .is_err()
+            {
+                tracing::warn!(principal = %arn, "stored principal clashes with the config; skipped");
+            }
+        }
+        if n > 0 {
+            tracing::info!(count = n, "runtime principals loaded");
+        }
+    };
+    match app.kms.load_principals().await {
+        Ok(loaded) => {
+            add(app, loaded);
+            Ok(())
+        }
+        Err(KmsError::HsmUnavailable | KmsError::DependencyTimeout) => {
+            tracing::warn!("hsm-daemon unavailable: runtime principals load in the background");
+            let app = Arc::clone(app);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    match app.kms.load_principals().await {
+                        Ok(loaded) => {
+                            add(&app, loaded);
+                            break;
+                        }
+                        Err(KmsError::HsmUnavailable | KmsError::DependencyTimeout) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot load runtime principals");
+                            break;
+                        }
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot load runtime principals: {e}")),
+    }
 }
 
 /// Creates the state directory (0700) if missing; refuses one that group

@@ -8,13 +8,14 @@
 //! reset) and a timeout per request. Routes: `GET /health` without
 //! authentication; `POST /` -> `auth` -> `api::aws_json::dispatch`; the
 //! wallet routes (`/key`, `/key/{pub}`, `/generateDataKey`,
-//! `/decryptDataKey`) -> the same `auth` -> `api::rest::dispatch`; any other
+//! `/decryptDataKey`) -> the same `auth` -> `api::rest::dispatch`; `X-Amz-Target: HsmKmsAdmin.*` ->
+//! `api::admin::dispatch`; any other
 //! path or method gets an AWS-shaped 404 or 405. Every response carries
 //! `x-amzn-RequestId`; errors carry `x-amzn-ErrorType`; 5xx bodies are
 //! generic. One log line per request. The KMS operations themselves are left
 //! to `api` and `service`.
 
-use crate::api::{AwsReply, aws_json, rest};
+use crate::api::{AwsReply, admin, aws_json, rest};
 use crate::auth::{RequestParts, Verifier};
 use crate::hsm_client::HsmClient;
 use crate::service::Kms;
@@ -272,11 +273,16 @@ async fn kms_request(
         }
     };
     log.principal = Some(principal.arn.clone());
-    let target = parts
+    let raw_target = parts
         .headers
         .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .filter(|t| t.len() > TARGET_PREFIX.len() && t.starts_with(TARGET_PREFIX));
+        .and_then(|v| v.to_str().ok());
+    if let Some(t) = raw_target.filter(|t| t.starts_with(admin::TARGET_PREFIX)) {
+        log.operation = Some(t.chars().take(64).collect());
+        return admin::dispatch(&app.kms, &app.verifier, &principal, request_id, t, &body).await;
+    }
+    let target =
+        raw_target.filter(|t| t.len() > TARGET_PREFIX.len() && t.starts_with(TARGET_PREFIX));
     let Some(target) = target else {
         return AwsReply::error(
             400,

@@ -4,6 +4,7 @@
 //! AWS error through [`KmsError::aws`]; this module adds no rules of its own
 //! beyond the shape of the JSON.
 
+mod access;
 mod asymmetric;
 mod lifecycle;
 mod shapes;
@@ -114,6 +115,7 @@ async fn handle(
             Ok(Vec::new())
         }
         "ListAliases" => list_aliases(kms, principal, body).await,
+        _ if access::handles(op) => access::handle(kms, principal, op, body).await,
         _ => lifecycle::handle(kms, principal, op, body).await,
     }
 }
@@ -151,6 +153,12 @@ pub(crate) fn required<T>(value: Option<T>, field: &str) -> Result<T, KmsError> 
              constraint: Member must not be null"
         ))
     })
+}
+
+/// Checks the shape of a GrantTokens parameter (grants take effect at
+/// once here, so the tokens need no other handling).
+pub(crate) fn grant_tokens(tokens: Option<&[String]>) -> Result<(), KmsError> {
+    crate::service::grants::check_grant_tokens(tokens.unwrap_or_default())
 }
 
 /// Refuses the Nitro enclave `Recipient` parameter rather than ignore it
@@ -231,6 +239,10 @@ async fn create_key(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec
                 multi_region: r.multi_region,
                 custom_key_store_id: r.custom_key_store_id,
                 tags: lifecycle::tags(r.tags)?,
+                policy: r.policy,
+                bypass_policy_lockout_safety_check: r
+                    .bypass_policy_lockout_safety_check
+                    .unwrap_or(false),
             },
         )
         .await?;
@@ -239,6 +251,7 @@ async fn create_key(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec
 
 async fn describe_key(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, KmsError> {
     let r: KeyIdRequest = decode(body)?;
+    grant_tokens(r.grant_tokens.as_deref())?;
     let meta = kms
         .describe_key(principal, &required(r.key_id, "keyId")?)
         .await?;
@@ -309,6 +322,7 @@ async fn schedule_key_deletion(
 
 async fn encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, KmsError> {
     let r: EncryptRequest<'_> = decode(body)?;
+    grant_tokens(r.grant_tokens.as_deref())?;
     let key_id = required(r.key_id, "keyId")?;
     let plaintext = secret(&required(r.plaintext, "plaintext")?, "Plaintext")?;
     let sealed = kms
@@ -332,6 +346,7 @@ async fn encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8
 
 async fn decrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, KmsError> {
     let r: DecryptRequest = decode(body)?;
+    grant_tokens(r.grant_tokens.as_deref())?;
     no_recipient(r.recipient.as_ref())?;
     let ciphertext_blob = blob(
         &required(r.ciphertext_blob, "ciphertextBlob")?,
@@ -364,6 +379,7 @@ async fn generate_data_key(
     with_plaintext: bool,
 ) -> Result<Vec<u8>, KmsError> {
     let r: GenerateDataKeyRequest = decode(body)?;
+    grant_tokens(r.grant_tokens.as_deref())?;
     no_recipient(r.recipient.as_ref())?;
     let key = kms
         .generate_data_key(
@@ -388,6 +404,7 @@ async fn generate_data_key(
 
 async fn re_encrypt(kms: &Kms, principal: &Principal, body: &[u8]) -> Result<Vec<u8>, KmsError> {
     let r: ReEncryptRequest = decode(body)?;
+    grant_tokens(r.grant_tokens.as_deref())?;
     let ciphertext_blob = blob(
         &required(r.ciphertext_blob, "ciphertextBlob")?,
         "CiphertextBlob",

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
@@ -74,7 +74,8 @@ pub struct RequestParts<'a> {
 pub struct Verifier {
     region: String,
     service: String,
-    credentials: HashMap<String, Credential>,
+    /// By access key id; principals are added and removed at run time.
+    credentials: RwLock<HashMap<String, Arc<Credential>>>,
     cache: Mutex<KeyCache>,
 }
 
@@ -83,7 +84,10 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("region", &self.region)
             .field("service", &self.service)
-            .field("principals", &self.credentials.len())
+            .field(
+                "principals",
+                &self.credentials.read().map(|c| c.len()).unwrap_or(0),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -104,14 +108,61 @@ impl Verifier {
     pub fn new(region: &str, service: &str, credentials: Vec<Credential>) -> Self {
         let credentials = credentials
             .into_iter()
-            .map(|c| (c.principal.access_key_id.clone(), c))
+            .map(|c| (c.principal.access_key_id.clone(), Arc::new(c)))
             .collect();
         Self {
             region: region.to_owned(),
             service: service.to_owned(),
-            credentials,
+            credentials: RwLock::new(credentials),
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Adds a principal's credentials. Refuses (returning them) when the
+    /// access key id or the principal ARN is already known.
+    ///
+    /// # Errors
+    /// The credential, given back, on a duplicate.
+    pub fn add(&self, credential: Credential) -> Result<(), Box<Credential>> {
+        let mut map = self.credentials.write().unwrap_or_else(|e| e.into_inner());
+        let dup = map.contains_key(&credential.principal.access_key_id)
+            || map
+                .values()
+                .any(|c| c.principal.arn == credential.principal.arn);
+        if dup {
+            return Err(Box::new(credential));
+        }
+        map.insert(
+            credential.principal.access_key_id.clone(),
+            Arc::new(credential),
+        );
+        Ok(())
+    }
+
+    /// Removes the credentials of the principal `arn`; from now on its
+    /// signatures are refused. Returns whether it was known.
+    pub fn remove(&self, arn: &str) -> bool {
+        let mut map = self.credentials.write().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<String> = map
+            .values()
+            .filter(|c| c.principal.arn == arn)
+            .map(|c| c.principal.access_key_id.clone())
+            .collect();
+        for id in &ids {
+            map.remove(id);
+        }
+        drop(map);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|(id, _, _), _| !ids.contains(id));
+        !ids.is_empty()
+    }
+
+    /// Every known principal, sorted by ARN.
+    pub fn principals(&self) -> Vec<Principal> {
+        let map = self.credentials.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Principal> = map.values().map(|c| c.principal.clone()).collect();
+        v.sort_by(|a, b| a.arn.cmp(&b.arn));
+        v
     }
 
     /// Verifies `req` at time `now` and returns who signed it.
@@ -173,7 +224,10 @@ impl Verifier {
 
         let credential = self
             .credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
             .get(auth.access_key_id)
+            .cloned()
             .ok_or(AuthError::UnrecognizedClient)?;
 
         self.check_scope(&auth, amz_date)?;
@@ -199,7 +253,7 @@ impl Verifier {
             hex::encode(Sha256::digest(&creq))
         );
         let key = self
-            .signing_key(credential, auth.date)
+            .signing_key(&credential, auth.date)
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
         let expected = hmac(key.as_slice(), string_to_sign.as_bytes())
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;

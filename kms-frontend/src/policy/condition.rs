@@ -181,7 +181,7 @@ impl Condition {
             Op::Equals => self.values.iter().any(|p| p == v),
             Op::EqualsIgnoreCase => {
                 let l = v.to_lowercase();
-                self.values.iter().any(|p| *p == l)
+                self.values.contains(&l)
             }
             Op::Like => self.values.iter().any(|p| glob::matches(p, v)),
             Op::Bool => self.values.iter().any(|p| p.eq_ignore_ascii_case(v)),

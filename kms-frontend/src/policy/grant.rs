@@ -19,20 +19,14 @@ pub struct Constraints {
 impl Constraints {
     /// Whether `context` satisfies the constraints.
     pub fn hold(&self, context: &[(String, String)]) -> bool {
-        if let Some(eq) = &self.equals {
-            if eq.len() != context.len() || !context.iter().all(|(k, v)| eq.get(k) == Some(v)) {
-                return false;
-            }
-        }
-        if let Some(sub) = &self.subset {
-            if !sub
-                .iter()
+        let equals_ok = self.equals.as_ref().is_none_or(|eq| {
+            eq.len() == context.len() && context.iter().all(|(k, v)| eq.get(k) == Some(v))
+        });
+        let subset_ok = self.subset.as_ref().is_none_or(|sub| {
+            sub.iter()
                 .all(|(k, v)| context.iter().any(|(ck, cv)| ck == k && cv == v))
-            {
-                return false;
-            }
-        }
-        true
+        });
+        equals_ok && subset_ok
     }
 }
 

@@ -335,7 +335,7 @@ fn malformed_documents_are_refused_with_a_reason() {
         r#"{{"Statement":[{{"Sid":"{}","Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*"}}]}}"#,
         "a".repeat(MAX_POLICY_BYTES)
     );
-    assert!(Policy::parse(&big).unwrap_err().contains("32768"));
+    assert!(Policy::parse(&big).expect_err("too big").contains("32768"));
 }
 
 #[test]

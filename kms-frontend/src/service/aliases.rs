@@ -1,9 +1,12 @@
-//! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases. An alias
-//! belongs to the owner of its target key.
+//! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases. Changing
+//! an alias needs the action on its target key(s); ListAliases shows the
+//! aliases of the keys the caller can see (as ListKeys).
 
-use super::resolve::{Accept, authorize, pending_deletion, validate_alias_name};
+use super::authz::Extra;
+use super::resolve::{Accept, pending_deletion, validate_alias_name};
 use super::{Kms, Page, paginate};
 use crate::error::KmsError;
+use crate::policy::Action;
 use crate::principal::Principal;
 use crate::store::{AliasRow, KeyState};
 
@@ -34,8 +37,12 @@ impl Kms {
         let alias_name = alias_name.to_owned();
         let target_key_id = target_key_id.to_owned();
         self.write(move |core| {
-            let target =
-                core.resolve(&principal, &target_key_id, Accept::KeyOnly, "CreateAlias")?;
+            let target = core.resolve(
+                &principal,
+                &target_key_id,
+                Accept::KeyOnly,
+                Action::CreateAlias,
+            )?;
             if target.meta.key_state == KeyState::PendingDeletion {
                 return Err(pending_deletion(&target));
             }
@@ -82,9 +89,13 @@ impl Kms {
                     "alias {alias_name} points at a missing key"
                 )));
             };
-            authorize(&principal, &old, "UpdateAlias")?;
-            let target =
-                core.resolve(&principal, &target_key_id, Accept::KeyOnly, "UpdateAlias")?;
+            core.authorize(&principal, &old, Action::UpdateAlias, Extra::NONE)?;
+            let target = core.resolve(
+                &principal,
+                &target_key_id,
+                Accept::KeyOnly,
+                Action::UpdateAlias,
+            )?;
             if target.meta.key_state == KeyState::PendingDeletion {
                 return Err(pending_deletion(&target));
             }
@@ -114,7 +125,7 @@ impl Kms {
                 return Err(core.alias_not_found(&alias_name));
             };
             if let Some(target) = target {
-                authorize(&principal, &target, "DeleteAlias")?;
+                core.authorize(&principal, &target, Action::DeleteAlias, Extra::NONE)?;
             }
             core.commit(|s| s.delete_alias(&alias_name))?;
             core.cache.remove_alias(&alias_name);
@@ -136,16 +147,28 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<AliasListEntry>, KmsError> {
         let key = match key_id {
-            Some(k) => Some(
-                self.core
-                    .resolve(principal, k, Accept::KeyOnly, "ListAliases")?,
-            ),
+            Some(k) => {
+                Some(
+                    self.core
+                        .resolve(principal, k, Accept::KeyOnly, Action::ListAliases)?,
+                )
+            }
             None => None,
         };
+        let visible: std::collections::HashSet<String> = self
+            .core
+            .cache
+            .all_keys()
+            .into_iter()
+            .filter(|k| self.core.visible(principal, k))
+            .map(|k| k.meta.key_id.clone())
+            .collect();
         let rows = self
             .core
             .cache
-            .aliases_owned_by(&principal.arn, key.as_ref().map(|k| k.meta.key_id.as_str()));
+            .aliases_where(key.as_ref().map(|k| k.meta.key_id.as_str()), |k| {
+                visible.contains(&k.meta.key_id)
+            });
         let entries: Vec<AliasListEntry> = rows
             .into_iter()
             .map(|a| AliasListEntry {

@@ -5,6 +5,7 @@
 //! Reads take a short `RwLock` read and clone an `Arc`; crypto operations
 //! never touch the database.
 
+use crate::policy::{Grant, Policy};
 use crate::store::{AliasRow, KeyRow, RotationRow, Snapshot, Tags};
 use protocol::{KeyRef, KeyToken};
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +21,8 @@ pub(crate) struct KeyEntry {
     pub tags: Tags,
     /// Present while automatic rotation is enabled.
     pub rotation: Option<RotationRow>,
+    /// The key policy as written, parsed; `None`: the default key policy.
+    pub policy: Option<Arc<Policy>>,
 }
 
 /// What ListKeyRotations shows of a version.
@@ -38,6 +41,7 @@ impl KeyEntry {
             versions: BTreeMap::new(),
             tags: Tags::new(),
             rotation: None,
+            policy: None,
         }
     }
 
@@ -72,6 +76,8 @@ impl KeyEntry {
 struct State {
     keys: HashMap<String, Arc<KeyEntry>>,
     aliases: BTreeMap<String, AliasRow>,
+    /// Grants by key id, oldest first.
+    grants: HashMap<String, Vec<Arc<Grant>>>,
 }
 
 /// Keys and aliases in memory.
@@ -81,8 +87,12 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// Builds the cache from a full load of the store.
-    pub fn from_snapshot(snap: Snapshot) -> Self {
+    /// Builds the cache from a full load of the store, with `grants` the
+    /// parsed grant rows.
+    ///
+    /// # Errors
+    /// The key id and reason when a stored key policy does not parse.
+    pub fn from_snapshot(snap: Snapshot, grants: Vec<Grant>) -> Result<Self, String> {
         let mut keys: HashMap<String, KeyEntry> = snap
             .keys
             .into_iter()
@@ -103,6 +113,20 @@ impl Cache {
                 k.tags.insert(tag_key, tag_value);
             }
         }
+        for row in snap.access.policies {
+            let p = Policy::parse(&row.policy)
+                .map_err(|e| format!("stored policy of key {}: {e}", row.key_id))?;
+            if let Some(k) = keys.get_mut(&row.key_id) {
+                k.policy = Some(Arc::new(p));
+            }
+        }
+        let mut by_key: HashMap<String, Vec<Arc<Grant>>> = HashMap::new();
+        for g in grants {
+            by_key
+                .entry(g.key_id.clone())
+                .or_default()
+                .push(Arc::new(g));
+        }
         let state = State {
             keys: keys.into_iter().map(|(id, k)| (id, Arc::new(k))).collect(),
             aliases: snap
@@ -110,9 +134,34 @@ impl Cache {
                 .into_iter()
                 .map(|a| (a.alias_name.clone(), a))
                 .collect(),
+            grants: by_key,
         };
-        Self {
+        Ok(Self {
             state: RwLock::new(state),
+        })
+    }
+
+    /// The grants of one key, oldest first.
+    pub fn grants_of(&self, key_id: &str) -> Vec<Arc<Grant>> {
+        self.read().grants.get(key_id).cloned().unwrap_or_default()
+    }
+
+    /// Every grant, for lookups by token, id or retiring principal.
+    pub fn all_grants(&self) -> Vec<Arc<Grant>> {
+        self.read().grants.values().flatten().cloned().collect()
+    }
+
+    pub fn put_grant(&self, grant: Grant) {
+        self.write()
+            .grants
+            .entry(grant.key_id.clone())
+            .or_default()
+            .push(Arc::new(grant));
+    }
+
+    pub fn remove_grant(&self, key_id: &str, grant_id: &str) {
+        if let Some(v) = self.write().grants.get_mut(key_id) {
+            v.retain(|g| g.grant_id != grant_id);
         }
     }
 
@@ -159,6 +208,7 @@ impl Cache {
         let mut s = self.write();
         s.keys.remove(key_id);
         s.aliases.retain(|_, a| a.target_key_id != key_id);
+        s.grants.remove(key_id);
     }
 
     /// Every key, sorted by key id (for the scheduler).
@@ -168,31 +218,19 @@ impl Cache {
         v
     }
 
-    /// Keys whose owner is `owner_arn`, sorted by key id.
-    pub fn keys_owned_by(&self, owner_arn: &str) -> Vec<Arc<KeyEntry>> {
-        let mut v: Vec<_> = self
-            .read()
-            .keys
-            .values()
-            .filter(|k| k.meta.owner_arn == owner_arn)
-            .cloned()
-            .collect();
-        v.sort_by(|a, b| a.meta.key_id.cmp(&b.meta.key_id));
-        v
-    }
-
-    /// Aliases whose target key is owned by `owner_arn`, sorted by name,
-    /// optionally only those pointing at `key_id`.
-    pub fn aliases_owned_by(&self, owner_arn: &str, key_id: Option<&str>) -> Vec<AliasRow> {
+    /// Aliases whose target key passes `visible` (which must not read
+    /// the cache), sorted by name, optionally only those pointing at
+    /// `key_id`.
+    pub fn aliases_where(
+        &self,
+        key_id: Option<&str>,
+        visible: impl Fn(&Arc<KeyEntry>) -> bool,
+    ) -> Vec<AliasRow> {
         let s = self.read();
         s.aliases
             .values()
             .filter(|a| key_id.is_none_or(|k| a.target_key_id == k))
-            .filter(|a| {
-                s.keys
-                    .get(&a.target_key_id)
-                    .is_some_and(|k| k.meta.owner_arn == owner_arn)
-            })
+            .filter(|a| s.keys.get(&a.target_key_id).is_some_and(&visible))
             .cloned()
             .collect()
     }

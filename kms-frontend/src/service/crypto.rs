@@ -3,9 +3,11 @@
 //! database, and hold no lock across the HSM call.
 
 use super::Kms;
+use super::authz::Extra;
 use super::cache::KeyEntry;
-use super::resolve::{Accept, authorize, check_usable};
+use super::resolve::{Accept, check_usable};
 use crate::error::{KmsError, invalid_ciphertext_message};
+use crate::policy::Action;
 use crate::principal::Principal;
 use protocol::blob::BlobHeader;
 use protocol::{
@@ -214,11 +216,16 @@ impl Kms {
         &self,
         principal: &Principal,
         key_id: &str,
-        action: &str,
+        action: Action,
+        context: &EncryptionContext,
     ) -> Result<(Arc<KeyEntry>, KeyRef), KmsError> {
+        let extra = Extra {
+            context: Some(context),
+            grant_operations: None,
+        };
         let entry = self
             .core
-            .resolve(principal, key_id, Accept::KeyOrAlias, action)?;
+            .resolve_with(principal, key_id, Accept::KeyOrAlias, action, extra)?;
         check_usable(&entry)?;
         check_symmetric(&entry)?;
         let key = current_ref(&entry)?;
@@ -232,15 +239,20 @@ impl Kms {
         principal: &Principal,
         blob: &[u8],
         key_id: Option<&str>,
-        action: &str,
+        action: Action,
+        context: &EncryptionContext,
     ) -> Result<(Arc<KeyEntry>, KeyRef), KmsError> {
+        let extra = Extra {
+            context: Some(context),
+            grant_operations: None,
+        };
         check_ciphertext_len(blob)?;
         let header = BlobHeader::parse(blob).map_err(|_| invalid_ciphertext())?;
         let entry = match key_id {
             Some(given) => {
-                let entry = self
-                    .core
-                    .resolve(principal, given, Accept::KeyOrAlias, action)?;
+                let entry =
+                    self.core
+                        .resolve_with(principal, given, Accept::KeyOrAlias, action, extra)?;
                 check_symmetric(&entry)?;
                 if entry.meta.key_id != header.key_id {
                     return Err(KmsError::IncorrectKey(
@@ -258,7 +270,7 @@ impl Kms {
                     .core
                     .key_by_id(header.key_id)
                     .map_err(|_| invalid_ciphertext())?;
-                authorize(principal, &entry, action)?;
+                self.core.authorize(principal, &entry, action, extra)?;
                 entry
             }
         };
@@ -280,14 +292,19 @@ impl Kms {
         input: EncryptInput,
     ) -> Result<Sealed, KmsError> {
         check_plaintext(&input.plaintext)?;
-        let named = self
-            .core
-            .resolve(principal, &input.key_id, Accept::KeyOrAlias, "Encrypt")?;
+        let named = self.core.lookup(&input.key_id, Accept::KeyOrAlias)?;
         if is_rsa_encryption(&named) {
+            let extra = Extra {
+                context: Some(&input.context),
+                grant_operations: None,
+            };
+            self.core
+                .authorize(principal, &named, Action::Encrypt, extra)?;
             return self.rsa_encrypt(&named, input).await;
         }
         check_algorithm("encryptionAlgorithm", input.encryption_algorithm.as_deref())?;
-        let (entry, key) = self.key_for(principal, &input.key_id, "Encrypt")?;
+        let (entry, key) =
+            self.key_for(principal, &input.key_id, Action::Encrypt, &input.context)?;
         dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::Encrypt {
@@ -318,10 +335,14 @@ impl Kms {
         input: DecryptInput,
     ) -> Result<Opened, KmsError> {
         if let Some(given) = input.key_id.as_deref() {
-            let named = self
-                .core
-                .resolve(principal, given, Accept::KeyOrAlias, "Decrypt")?;
+            let named = self.core.lookup(given, Accept::KeyOrAlias)?;
             if is_rsa_encryption(&named) {
+                let extra = Extra {
+                    context: Some(&input.context),
+                    grant_operations: None,
+                };
+                self.core
+                    .authorize(principal, &named, Action::Decrypt, extra)?;
                 return self.rsa_decrypt(&named, input).await;
             }
         }
@@ -330,7 +351,8 @@ impl Kms {
             principal,
             &input.ciphertext_blob,
             input.key_id.as_deref(),
-            "Decrypt",
+            Action::Decrypt,
+            &input.context,
         )?;
         dry_run(input.dry_run)?;
         let response = self
@@ -363,11 +385,11 @@ impl Kms {
     ) -> Result<DataKey, KmsError> {
         let spec = data_key_spec(input.key_spec.as_deref(), input.number_of_bytes)?;
         let action = if with_plaintext {
-            "GenerateDataKey"
+            Action::GenerateDataKey
         } else {
-            "GenerateDataKeyWithoutPlaintext"
+            Action::GenerateDataKeyWithoutPlaintext
         };
-        let (entry, key) = self.key_for(principal, &input.key_id, action)?;
+        let (entry, key) = self.key_for(principal, &input.key_id, action, &input.context)?;
         dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::GenerateDataKey {
@@ -379,10 +401,10 @@ impl Kms {
             .await
             .map_err(KmsError::from_hsm)?;
         let Response::DataKey { plaintext, blob } = response else {
-            return Err(unexpected(action));
+            return Err(unexpected(action.name()));
         };
         if with_plaintext != plaintext.is_some() {
-            return Err(unexpected(action));
+            return Err(unexpected(action.name()));
         }
         Ok(DataKey {
             ciphertext_blob: blob,
@@ -413,10 +435,15 @@ impl Kms {
             principal,
             &input.ciphertext_blob,
             input.source_key_id.as_deref(),
-            "ReEncryptFrom",
+            Action::ReEncryptFrom,
+            &input.source_context,
         )?;
-        let (dest_entry, destination) =
-            self.key_for(principal, &input.destination_key_id, "ReEncryptTo")?;
+        let (dest_entry, destination) = self.key_for(
+            principal,
+            &input.destination_key_id,
+            Action::ReEncryptTo,
+            &input.destination_context,
+        )?;
         dry_run(input.dry_run)?;
         let response = self
             .hsm_call(Request::ReEncrypt {

@@ -9,9 +9,11 @@ use super::specs::{
 };
 use super::{Kms, Page, paginate};
 use crate::error::KmsError;
+use crate::policy::Action;
 use crate::principal::Principal;
 use crate::store::{KeyRow, KeyState, Tags, VersionRow};
 use protocol::{Request, Response};
+use std::sync::Arc;
 
 /// Longest Description AWS accepts.
 pub const MAX_DESCRIPTION: usize = 8192;
@@ -41,6 +43,10 @@ pub struct CreateKeyInput {
     pub custom_key_store_id: Option<String>,
     /// Tags, in the order given.
     pub tags: Vec<(String, String)>,
+    /// A key policy document; the default policy when `None`.
+    pub policy: Option<String>,
+    /// Skip the check that the caller can still PutKeyPolicy afterwards.
+    pub bypass_policy_lockout_safety_check: bool,
 }
 
 /// A key's metadata as DescribeKey reports it.
@@ -266,6 +272,17 @@ impl Kms {
     ) -> Result<KeyMetadata, KmsError> {
         let (spec, usage) = check_create(&input)?;
         let key_id = uuid::Uuid::new_v4().to_string();
+        let arn = self.core.key_arn(&key_id);
+        let policy = match &input.policy {
+            None => None,
+            Some(text) => {
+                let p = Arc::new(super::policies::parse(text)?);
+                if !input.bypass_policy_lockout_safety_check {
+                    super::policies::lockout_check(&self.core, principal, &p, &arn, true)?;
+                }
+                Some(p)
+            }
+        };
         let response = self
             .hsm_call(Request::CreateKey {
                 key_id: key_id.clone(),
@@ -281,7 +298,7 @@ impl Kms {
         };
         let created = self.now();
         let row = KeyRow {
-            arn: self.core.key_arn(&key_id),
+            arn,
             key_id: key_id.clone(),
             owner_arn: principal.arn.clone(),
             description: input.description.unwrap_or_default(),
@@ -305,9 +322,13 @@ impl Kms {
         let mut entry = KeyEntry::new(row);
         entry.add_version(version.clone());
         entry.tags = input.tags.into_iter().collect();
+        entry.policy = policy;
         let meta = self.metadata(&entry);
+        let policy_text = input.policy;
         self.write(move |core| {
-            core.commit(|s| s.insert_key_tagged(&entry.meta, &version, &entry.tags))?;
+            core.commit(|s| {
+                s.insert_key_with_policy(&entry.meta, &version, &entry.tags, policy_text.as_deref())
+            })?;
             core.cache.put_key(entry);
             Ok(())
         })
@@ -325,13 +346,14 @@ impl Kms {
         principal: &Principal,
         key_id: &str,
     ) -> Result<KeyMetadata, KmsError> {
-        let entry = self
-            .core
-            .resolve(principal, key_id, Accept::KeyOrAlias, "DescribeKey")?;
+        let entry =
+            self.core
+                .resolve(principal, key_id, Accept::KeyOrAlias, Action::DescribeKey)?;
         Ok(self.metadata(&entry))
     }
 
-    /// ListKeys: the caller's keys, paged.
+    /// ListKeys: the keys the caller can see (see `authz::Core::visible`),
+    /// paged.
     ///
     /// # Errors
     /// Validation for Limit, InvalidMarker.
@@ -345,9 +367,9 @@ impl Kms {
         let keys: Vec<KeyListEntry> = self
             .core
             .cache
-            .keys_owned_by(&principal.arn)
+            .all_keys()
             .into_iter()
-            .filter(|k| !super::resolve::is_deleted(k, t))
+            .filter(|k| !super::resolve::is_deleted(k, t) && self.core.visible(principal, k))
             .map(|k| KeyListEntry {
                 key_id: k.meta.key_id.clone(),
                 key_arn: k.meta.arn.clone(),
@@ -362,7 +384,7 @@ impl Kms {
         &self,
         principal: &Principal,
         key_id: &str,
-        action: &'static str,
+        action: Action,
         change: F,
     ) -> Result<KeyEntry, KmsError>
     where
@@ -387,14 +409,16 @@ impl Kms {
     /// # Errors
     /// NotFound, AccessDenied, KMSInvalidState when pending deletion.
     pub async fn enable_key(&self, principal: &Principal, key_id: &str) -> Result<(), KmsError> {
-        self.change_key(principal, key_id, "EnableKey", |k| match k.key_state {
-            KeyState::Enabled => Ok(false),
-            KeyState::Disabled => {
-                k.key_state = KeyState::Enabled;
-                k.enabled = true;
-                Ok(true)
+        self.change_key(principal, key_id, Action::EnableKey, |k| {
+            match k.key_state {
+                KeyState::Enabled => Ok(false),
+                KeyState::Disabled => {
+                    k.key_state = KeyState::Enabled;
+                    k.enabled = true;
+                    Ok(true)
+                }
+                KeyState::PendingDeletion => Err(pending_state(k)),
             }
-            KeyState::PendingDeletion => Err(pending_state(k)),
         })
         .await
         .map(drop)
@@ -405,14 +429,16 @@ impl Kms {
     /// # Errors
     /// NotFound, AccessDenied, KMSInvalidState when pending deletion.
     pub async fn disable_key(&self, principal: &Principal, key_id: &str) -> Result<(), KmsError> {
-        self.change_key(principal, key_id, "DisableKey", |k| match k.key_state {
-            KeyState::Disabled => Ok(false),
-            KeyState::Enabled => {
-                k.key_state = KeyState::Disabled;
-                k.enabled = false;
-                Ok(true)
+        self.change_key(principal, key_id, Action::DisableKey, |k| {
+            match k.key_state {
+                KeyState::Disabled => Ok(false),
+                KeyState::Enabled => {
+                    k.key_state = KeyState::Disabled;
+                    k.enabled = false;
+                    Ok(true)
+                }
+                KeyState::PendingDeletion => Err(pending_state(k)),
             }
-            KeyState::PendingDeletion => Err(pending_state(k)),
         })
         .await
         .map(drop)
@@ -438,7 +464,7 @@ impl Kms {
         }
         let deletion_date = self.now() + days * 86_400;
         let entry = self
-            .change_key(principal, key_id, "ScheduleKeyDeletion", move |k| {
+            .change_key(principal, key_id, Action::ScheduleKeyDeletion, move |k| {
                 if k.key_state == KeyState::PendingDeletion {
                     return Err(pending_state(k));
                 }
@@ -468,7 +494,7 @@ impl Kms {
         key_id: &str,
     ) -> Result<String, KmsError> {
         let entry = self
-            .change_key(principal, key_id, "CancelKeyDeletion", |k| {
+            .change_key(principal, key_id, Action::CancelKeyDeletion, |k| {
                 if k.key_state != KeyState::PendingDeletion {
                     return Err(KmsError::InvalidState(format!(
                         "{} is not pending deletion.",

@@ -24,6 +24,7 @@ fn alice() -> Principal {
         arn: format!("arn:aws:iam::{ACCOUNT}:user/alice"),
         account_id: ACCOUNT.into(),
         access_key_id: "AKIAALICE".into(),
+        admin: false,
     }
 }
 

@@ -13,11 +13,15 @@
 
 pub mod aliases;
 pub mod asymmetric;
+pub mod authz;
 mod cache;
 pub mod clock;
 pub mod crypto;
+pub mod grants;
 pub mod keys;
 pub mod lifecycle;
+pub mod policies;
+pub mod principals;
 mod resolve;
 pub mod rotation;
 pub(crate) mod specs;
@@ -27,12 +31,14 @@ pub mod wrap;
 
 use crate::error::KmsError;
 use crate::hsm_client::{HsmClient, HsmError};
+use crate::policy::{Policy, default_policy_text};
 use crate::store::{SqliteStore, Store, StoreError};
+use authz::DecisionSink;
 use cache::Cache;
 use clock::{Clock, SystemClock};
 use protocol::{Request, Response};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Settings the service needs from the frontend's config.
 #[derive(Debug, Clone)]
@@ -49,6 +55,11 @@ pub(crate) struct Core {
     pub region: String,
     pub account_id: String,
     pub cache: Cache,
+    /// The default key policy of this account, parsed once.
+    pub default_policy: Arc<Policy>,
+    decision_sink: OnceLock<Arc<dyn DecisionSink>>,
+    /// Runtime principals and the system key of their secrets.
+    principals: tokio::sync::Mutex<principals::PrincipalState>,
     store: Arc<dyn Store>,
     writer: Mutex<()>,
     clock: Arc<dyn Clock>,
@@ -89,6 +100,8 @@ pub enum OpenError {
     Store(String),
     #[error("the KMS is already shared; set its clock before serving")]
     Shared,
+    #[error("stored access-control data is invalid: {0}")]
+    Access(String),
 }
 
 impl Kms {
@@ -120,12 +133,39 @@ impl Kms {
             .await
             .map_err(|e| OpenError::Store(e.to_string()))?
             .map_err(|e| OpenError::Store(e.to_string()))?;
+        let default_policy =
+            Arc::new(Policy::parse(&default_policy_text(&account_id)).map_err(OpenError::Access)?);
+        let grants = snap
+            .access
+            .grants
+            .iter()
+            .map(grants::grant_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OpenError::Access)?;
+        let principal_state = principals::PrincipalState {
+            rows: snap
+                .access
+                .principals
+                .iter()
+                .map(|r| (r.arn.clone(), r.clone()))
+                .collect(),
+            system_key: snap
+                .access
+                .system_keys
+                .iter()
+                .find(|k| k.name == principals::PRINCIPAL_SECRETS_KEY)
+                .cloned(),
+        };
+        let cache = Cache::from_snapshot(snap, grants).map_err(OpenError::Access)?;
         Ok(Self {
             hsm,
             core: Arc::new(Core {
                 region,
                 account_id,
-                cache: Cache::from_snapshot(snap),
+                cache,
+                default_policy,
+                decision_sink: OnceLock::new(),
+                principals: tokio::sync::Mutex::new(principal_state),
                 store,
                 writer: Mutex::new(()),
                 clock: Arc::new(SystemClock),
@@ -148,6 +188,17 @@ impl Kms {
     /// Now, by the KMS's clock.
     pub fn now(&self) -> i64 {
         self.core.now()
+    }
+
+    /// Installs the receiver of every authorization decision (once).
+    ///
+    /// # Errors
+    /// Gives the sink back when one is already installed.
+    pub fn set_decision_sink(
+        &self,
+        sink: Arc<dyn DecisionSink>,
+    ) -> Result<(), Arc<dyn DecisionSink>> {
+        self.core.decision_sink.set(sink)
     }
 
     /// The HSM client, for health checks.

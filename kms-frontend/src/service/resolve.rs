@@ -3,8 +3,10 @@
 //! alias name validation.
 
 use super::Core;
+use super::authz::Extra;
 use super::cache::KeyEntry;
 use crate::error::KmsError;
+use crate::policy::Action;
 use crate::principal::Principal;
 use crate::store::KeyState;
 use std::sync::Arc;
@@ -135,25 +137,25 @@ pub(crate) fn validate_alias_name(name: &str) -> Result<(), KmsError> {
     Ok(())
 }
 
-/// The AWS access-denied message.
-pub(crate) fn access_denied(principal: &Principal, action: &str, resource_arn: &str) -> KmsError {
-    KmsError::AccessDenied(format!(
-        "User: {} is not authorized to perform: kms:{action} on resource: {resource_arn} \
-         because no resource-based policy allows the kms:{action} action",
-        principal.arn
-    ))
+/// An action given as [`Action`] or by its AWS name (`"Encrypt"`).
+pub(crate) trait ToAction {
+    /// The action; an unknown name is a bug, refused (fail closed).
+    fn to_action(&self) -> Result<Action, KmsError>;
 }
 
-/// Refuses a key the caller does not own.
-pub(crate) fn authorize(
-    principal: &Principal,
-    entry: &KeyEntry,
-    action: &str,
-) -> Result<(), KmsError> {
-    if entry.meta.owner_arn == principal.arn {
-        Ok(())
-    } else {
-        Err(access_denied(principal, action, &entry.meta.arn))
+impl ToAction for Action {
+    fn to_action(&self) -> Result<Action, KmsError> {
+        Ok(*self)
+    }
+}
+
+impl ToAction for &str {
+    fn to_action(&self) -> Result<Action, KmsError> {
+        Action::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == *self)
+            .ok_or_else(|| KmsError::Internal(format!("no authorization action named {self}")))
     }
 }
 
@@ -216,14 +218,35 @@ impl Core {
         }
     }
 
-    /// Resolves a KeyId parameter and checks the caller owns the key.
+    /// Resolves a KeyId parameter and authorizes `action` (an [`Action`],
+    /// or its AWS name) on the key.
     pub(crate) fn resolve(
         &self,
         principal: &Principal,
         input: &str,
         accept: Accept,
-        action: &str,
+        action: impl ToAction,
     ) -> Result<Arc<KeyEntry>, KmsError> {
+        self.resolve_with(principal, input, accept, action.to_action()?, Extra::NONE)
+    }
+
+    /// [`Self::resolve`] with request facts (encryption context, grant
+    /// operations) for conditions and grant constraints.
+    pub(crate) fn resolve_with(
+        &self,
+        principal: &Principal,
+        input: &str,
+        accept: Accept,
+        action: Action,
+        extra: Extra<'_>,
+    ) -> Result<Arc<KeyEntry>, KmsError> {
+        let entry = self.lookup(input, accept)?;
+        self.authorize(principal, &entry, action, extra)?;
+        Ok(entry)
+    }
+
+    /// Resolves a KeyId parameter to a key that exists, without authorizing.
+    pub(crate) fn lookup(&self, input: &str, accept: Accept) -> Result<Arc<KeyEntry>, KmsError> {
         let entry = match parse_key_id(input, &self.region, &self.account_id, accept)? {
             KeyIdRef::Key(id) => self.key_by_id(&id)?,
             KeyIdRef::Alias(name) => match self.cache.alias_target(&name) {
@@ -238,7 +261,6 @@ impl Core {
                 None => return Err(self.alias_not_found(&name)),
             },
         };
-        authorize(principal, &entry, action)?;
         Ok(entry)
     }
 }

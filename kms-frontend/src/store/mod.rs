@@ -6,9 +6,11 @@
 //! `tokio::task::spawn_blocking`. A method returns only after its
 //! transaction committed, so the caller may acknowledge on `Ok`.
 
+pub mod access;
 mod lifecycle_sql;
 pub mod sqlite;
 
+pub use access::{AccessSnapshot, GrantRow, PolicyRow, PrincipalRow, SystemKeyRow};
 pub use sqlite::SqliteStore;
 
 use protocol::KeyToken;
@@ -131,6 +133,8 @@ pub struct Snapshot {
     pub rotations: Vec<RotationRow>,
     /// (key id, tag key, tag value).
     pub tags: Vec<(String, String, String)>,
+    /// Key policies, grants, runtime principals, system keys.
+    pub access: AccessSnapshot,
 }
 
 /// Why a store operation failed. The text is for logs only.
@@ -248,4 +252,52 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError`] on a database failure.
     fn private_keys(&self, public_key: &str) -> Result<Vec<PrivateKeyRow>, StoreError>;
+    /// Inserts a new key, its first version, its tags and (when given)
+    /// its key policy in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key id exists.
+    fn insert_key_with_policy(
+        &self,
+        key: &KeyRow,
+        version: &VersionRow,
+        tags: &Tags,
+        policy: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Sets (inserts or replaces) a key's policy document.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the key does not exist.
+    fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), StoreError>;
+
+    /// Inserts a grant.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a duplicate id or token, or a missing key.
+    fn insert_grant(&self, grant: &GrantRow) -> Result<(), StoreError>;
+
+    /// Deletes a grant (retired or revoked).
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when it does not exist.
+    fn delete_grant(&self, grant_id: &str) -> Result<(), StoreError>;
+
+    /// Inserts a runtime principal.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a duplicate ARN or access key id.
+    fn insert_principal(&self, principal: &PrincipalRow) -> Result<(), StoreError>;
+
+    /// Deletes a runtime principal.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when it does not exist.
+    fn delete_principal(&self, arn: &str) -> Result<(), StoreError>;
+
+    /// Inserts a system key's token.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the name exists.
+    fn insert_system_key(&self, key: &SystemKeyRow) -> Result<(), StoreError>;
 }

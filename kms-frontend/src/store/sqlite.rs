@@ -2,6 +2,7 @@
 //! `synchronous=FULL`, foreign keys on, a `schema_version` table and
 //! forward-only migrations. The database file is created with mode 0600.
 
+use super::access::{self, GrantRow, PrincipalRow, SystemKeyRow};
 use super::{AliasRow, KeyRow, KeyState, PrivateKeyRow, Snapshot, Store, StoreError, VersionRow};
 use protocol::KeyToken;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -58,6 +59,7 @@ CREATE TABLE private_keys (
     PRIMARY KEY (pub, source)
 );
 ",
+    access::MIGRATION,
 ];
 
 /// SQLite-backed store.
@@ -102,6 +104,18 @@ impl SqliteStore {
         // A panic while holding the lock cannot leave a half transaction:
         // an uncommitted rusqlite Transaction rolls back on drop.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in one transaction, committing on `Ok`.
+    fn in_tx(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
@@ -213,11 +227,29 @@ impl Store for SqliteStore {
             snap.aliases.push(row?);
         }
         super::lifecycle_sql::load(&conn, &mut snap)?;
+        snap.access = access::load(&conn)?;
         Ok(snap)
     }
 
     fn insert_key(&self, key: &KeyRow, version: &VersionRow) -> Result<(), StoreError> {
         self.insert_key_tagged(key, version, &super::Tags::new())
+    }
+
+    fn insert_key_with_policy(
+        &self,
+        key: &KeyRow,
+        version: &VersionRow,
+        tags: &super::Tags,
+        policy: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        super::lifecycle_sql::insert_key(&tx, key, version, tags)?;
+        if let Some(policy) = policy {
+            access::put_policy(&tx, &key.key_id, policy)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn update_key(&self, key: &KeyRow) -> Result<(), StoreError> {
@@ -342,6 +374,7 @@ impl Store for SqliteStore {
     fn purge_key(&self, key_id: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        access::purge_key(&tx, key_id)?;
         super::lifecycle_sql::purge_key(&tx, key_id)?;
         tx.commit()?;
         Ok(())
@@ -390,6 +423,30 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn put_key_policy(&self, key_id: &str, policy: &str) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::put_policy(tx, key_id, policy))
+    }
+
+    fn insert_grant(&self, grant: &GrantRow) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::insert_grant(tx, grant))
+    }
+
+    fn delete_grant(&self, grant_id: &str) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::delete_grant(tx, grant_id))
+    }
+
+    fn insert_principal(&self, principal: &PrincipalRow) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::insert_principal(tx, principal))
+    }
+
+    fn delete_principal(&self, arn: &str) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::delete_principal(tx, arn))
+    }
+
+    fn insert_system_key(&self, key: &SystemKeyRow) -> Result<(), StoreError> {
+        self.in_tx(|tx| access::insert_system_key(tx, key))
     }
 }
 

@@ -20,6 +20,8 @@ pub(super) struct CreateKeyRequest {
     pub origin: Option<String>,
     pub multi_region: Option<bool>,
     pub custom_key_store_id: Option<String>,
+    pub policy: Option<String>,
+    pub bypass_policy_lockout_safety_check: Option<bool>,
     pub tags: Option<Vec<TagShape>>,
 }
 
@@ -35,6 +37,7 @@ pub(super) struct TagShape {
 #[serde(rename_all = "PascalCase")]
 pub(super) struct KeyIdRequest {
     pub key_id: Option<String>,
+    pub grant_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +73,7 @@ pub(super) struct EncryptRequest<'a> {
     pub encryption_context: Option<Context>,
     pub encryption_algorithm: Option<String>,
     pub dry_run: Option<bool>,
+    pub grant_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +84,7 @@ pub(super) struct DecryptRequest {
     pub key_id: Option<String>,
     pub encryption_algorithm: Option<String>,
     pub dry_run: Option<bool>,
+    pub grant_tokens: Option<Vec<String>>,
     /// Nitro enclave attestation: not supported, refused when present.
     pub recipient: Option<IgnoredAny>,
 }
@@ -92,6 +97,7 @@ pub(super) struct GenerateDataKeyRequest {
     pub number_of_bytes: Option<i64>,
     pub key_spec: Option<String>,
     pub dry_run: Option<bool>,
+    pub grant_tokens: Option<Vec<String>>,
     /// Nitro enclave attestation: not supported, refused when present.
     pub recipient: Option<IgnoredAny>,
 }
@@ -107,6 +113,7 @@ pub(super) struct ReEncryptRequest {
     pub source_encryption_algorithm: Option<String>,
     pub destination_encryption_algorithm: Option<String>,
     pub dry_run: Option<bool>,
+    pub grant_tokens: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
