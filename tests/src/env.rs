@@ -38,6 +38,8 @@ pub struct Principal {
     pub arn: String,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// An account administrator (`admin = true` in the config).
+    pub admin: bool,
 }
 
 /// Knobs for [`TestEnv::start_with`].
@@ -134,6 +136,14 @@ fn make_principal(name: &str) -> Principal {
         arn: format!("arn:aws:iam::{}:user/{name}", crate::ACCOUNT_ID),
         access_key_id: format!("AKIA{}", random_string(16).to_uppercase()),
         secret_access_key: random_string(40),
+        admin: false,
+    }
+}
+
+fn make_admin(name: &str) -> Principal {
+    Principal {
+        admin: true,
+        ..make_principal(name)
     }
 }
 
@@ -201,7 +211,8 @@ fn spawn_ready(mut cmd: Command, name: &'static str, prefix: &str, log: &Path) -
 }
 
 impl TestEnv {
-    /// Starts a fresh pair with principals `alice` and `bob`.
+    /// Starts a fresh pair with principals `alice`, `bob`, `carol` and the
+    /// administrator `admin`.
     pub fn start() -> Self {
         Self::start_with(EnvOptions::default())
     }
@@ -245,7 +256,12 @@ impl TestEnv {
             config: d.join("frontend.toml"),
             daemon_log: d.join("daemon.log"),
             frontend_log: d.join("frontend.log"),
-            principals: vec![make_principal("alice"), make_principal("bob")],
+            principals: vec![
+                make_principal("alice"),
+                make_principal("bob"),
+                make_principal("carol"),
+                make_admin("admin"),
+            ],
             hsm_state,
             frontend_state,
             secret_file,
@@ -363,8 +379,8 @@ impl TestEnv {
         }
         for p in &self.principals {
             toml.push_str(&format!(
-                "\n[[principals]]\narn = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
-                p.arn, p.access_key_id, p.secret_access_key
+                "\n[[principals]]\narn = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nadmin = {}\n",
+                p.arn, p.access_key_id, p.secret_access_key, p.admin
             ));
         }
         fs::write(&self.config, toml).expect("write frontend config");
@@ -577,7 +593,7 @@ impl TestEnv {
         &self.ca_path
     }
 
-    /// The principal named `who` (`alice` or `bob`).
+    /// The principal named `who` (`alice`, `bob`, `carol` or `admin`).
     pub fn principal(&self, who: &str) -> &Principal {
         self.principals
             .iter()

@@ -5,6 +5,7 @@
 //! through `/proc` (`memscan`). The suites live in `tests/tests/`; they know the
 //! binaries only through ARCHITECTURE.md's contract.
 
+pub mod admin;
 pub mod bins;
 pub mod client;
 pub mod daemon;
@@ -16,6 +17,7 @@ pub mod ops;
 pub mod raw;
 pub mod sealed;
 
+pub use admin::CreatedPrincipal;
 pub use client::ClientOptions;
 pub use env::{EnvOptions, Principal, TestEnv};
 pub use errors::{ErrInfo, err_info};
