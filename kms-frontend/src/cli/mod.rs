@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod esdk;
 pub mod files;
 pub mod output;
+pub mod principal;
 pub mod profile;
 pub mod wrap;
 
@@ -80,6 +81,9 @@ pub enum Command {
     WrapKey(wrap::WrapArgs),
     /// Unwrap key material made by `wrap-key`.
     UnwrapKey(wrap::UnwrapArgs),
+    /// Manage principals (administrators) and share keys.
+    #[command(subcommand)]
+    Principal(principal::PrincipalCommand),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -117,5 +121,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&cli.global, args).await,
         Command::WrapKey(args) => wrap::wrap(&cli.global, args).await,
         Command::UnwrapKey(args) => wrap::unwrap(&cli.global, args).await,
+        Command::Principal(cmd) => principal::run(&cli.global, cmd).await,
     }
 }
