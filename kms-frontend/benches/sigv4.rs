@@ -23,6 +23,7 @@ fn verifier() -> Verifier {
             arn: "arn:aws:iam::111122223333:user/bench".to_owned(),
             account_id: "111122223333".to_owned(),
             access_key_id: AKID.to_owned(),
+            admin: false,
         },
         secret: SECRET.to_owned().into(),
     };

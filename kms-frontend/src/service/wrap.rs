@@ -7,9 +7,11 @@
 //! key refuses both). HTTP and CLI are left to `api/rest` and `cli`.
 
 use super::Kms;
+use super::authz::Extra;
 use super::crypto::{check_symmetric, unexpected};
-use super::resolve::{authorize, check_usable};
+use super::resolve::check_usable;
 use crate::error::KmsError;
+use crate::policy::Action;
 use crate::principal::Principal;
 use protocol::wrapped::{MAX_KWP_LEN, WrappedHeader};
 use protocol::{MAX_WRAP_MATERIAL_LEN, Request, Response, SecretBytes};
@@ -64,7 +66,7 @@ impl Kms {
         material: SecretBytes,
     ) -> Result<WrappedKey, KmsError> {
         check_material(&material)?;
-        let (entry, key) = self.key_for(principal, key_id, "Encrypt")?;
+        let (entry, key) = self.key_for(principal, key_id, Action::Encrypt, &Vec::new())?;
         let response = self
             .hsm_call(Request::WrapKey { key, material })
             .await
@@ -117,7 +119,8 @@ impl Kms {
                     .core
                     .key_by_id(header.key_id)
                     .map_err(|_| invalid_wrapped())?;
-                authorize(principal, &entry, "Decrypt")?;
+                self.core
+                    .authorize(principal, &entry, Action::Decrypt, Extra::NONE)?;
                 entry
             }
         };
