@@ -39,7 +39,10 @@ pub(crate) async fn handle(
 
 fn key_id_of(request: &Request) -> Option<&str> {
     match request {
-        Request::Status | Request::GenerateRandom { .. } => None,
+        Request::Status
+        | Request::GenerateRandom { .. }
+        | Request::SignAuditDigest { .. }
+        | Request::AuditPublicKey => None,
         Request::CreateKey { key_id, .. } => Some(key_id),
         Request::Encrypt { key, .. }
         | Request::Decrypt { key, .. }
@@ -227,6 +230,8 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
             context,
             with_plaintext,
         },
+        Request::SignAuditDigest { digest } => Command::SignAuditDigest { digest },
+        Request::AuditPublicKey => Command::AuditPublicKey,
     })
 }
 
@@ -256,6 +261,10 @@ pub(crate) fn to_response(reply: Reply) -> Response {
             private_plaintext,
             private_blob,
         },
+        Reply::AuditSignature(signature) => Response::AuditSignature {
+            signature: signature.to_vec(),
+        },
+        Reply::AuditPublicKey(public_key) => Response::AuditPublicKey { public_key },
     }
 }
 

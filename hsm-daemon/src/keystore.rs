@@ -16,6 +16,7 @@
 //! and ends, and the slab is zeroized.
 //! Validation of request sizes and the wire mapping are `handlers`' job.
 
+use crate::audit_key;
 use crate::crypto;
 use crate::error::DaemonError;
 use crate::secure_mem::stack::{self, LockedStack};
@@ -130,6 +131,10 @@ pub(crate) enum Command {
         context: EncryptionContext,
         with_plaintext: bool,
     },
+    SignAuditDigest {
+        digest: [u8; 32],
+    },
+    AuditPublicKey,
 }
 
 /// The keystore's answer to a [`Command`].
@@ -157,6 +162,8 @@ pub(crate) enum Reply {
         private_plaintext: Option<SecretBytes>,
         private_blob: Vec<u8>,
     },
+    AuditSignature([u8; 64]),
+    AuditPublicKey([u8; 32]),
 }
 
 struct Envelope {
@@ -508,6 +515,12 @@ impl Keystore {
                 Ok(Reply::Unwrapped(SecretBytes::new(std::mem::take(
                     &mut *material,
                 ))))
+            }
+            Command::SignAuditDigest { digest } => {
+                audit_key::sign_digest(self.master()?, &digest).map(Reply::AuditSignature)
+            }
+            Command::AuditPublicKey => {
+                audit_key::public_key(self.master()?).map(Reply::AuditPublicKey)
             }
             other => self.execute_asymmetric(other),
         }

@@ -9,6 +9,7 @@
 //! so cross-thread wake-ups would cost more than they save.
 
 mod asym;
+mod audit_key;
 mod config;
 mod crypto;
 mod error;
@@ -54,6 +55,17 @@ const SLAB_CLASSES: [SizeClass; 3] = [
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// Log format on stderr: `human` lines or one JSON object per line.
+    /// The level comes from RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +97,7 @@ struct InitArgs {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Cmd::Init(args) => init(args),
         Cmd::Serve(args) => serve(args),
@@ -96,14 +108,20 @@ fn main() {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn warn_dev_plain() {

@@ -274,8 +274,17 @@ async fn connection(
 }
 
 async fn dispatch(keystore: &KeystoreHandle, frame: RequestFrame) -> ResponseFrame {
-    let RequestFrame { id, request } = frame;
-    let result = handlers::handle(keystore, id, request).await;
+    let RequestFrame {
+        id,
+        request_id,
+        request,
+    } = frame;
+    // The frontend's request id, so both processes' logs name one request
+    // alike; all zero for the frontend's own calls (health, audit digests).
+    let span = info_span!("request", request_id = %uuid::Uuid::from_bytes(request_id));
+    let result = handlers::handle(keystore, id, request)
+        .instrument(span)
+        .await;
     ResponseFrame { id, result }
 }
 

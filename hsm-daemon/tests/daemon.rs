@@ -140,7 +140,14 @@ fn assert_closed(s: &mut UnixStream) {
 }
 
 fn call(s: &mut UnixStream, id: u64, request: Request) -> Result<Response, WireError> {
-    send(s, &RequestFrame { id, request });
+    send(
+        s,
+        &RequestFrame {
+            id,
+            request_id: [0; 16],
+            request,
+        },
+    );
     let reply: ResponseFrame = recv(s).unwrap();
     assert_eq!(reply.id, id);
     reply.result
@@ -190,7 +197,14 @@ fn serves_many_pipelined_requests_on_one_connection() {
                     with_plaintext: true,
                 },
             };
-            batch.extend(encode_frame(&RequestFrame { id, request }).unwrap());
+            batch.extend(
+                encode_frame(&RequestFrame {
+                    id,
+                    request_id: [0; 16],
+                    request,
+                })
+                .unwrap(),
+            );
         }
         writer.write_all(&batch).unwrap();
     });
@@ -482,7 +496,14 @@ fn sigterm_answers_requests_already_in_flight() {
             plaintext: SecretBytes::new(vec![7; 64]),
             context: vec![],
         };
-        batch.extend(encode_frame(&RequestFrame { id, request }).unwrap());
+        batch.extend(
+            encode_frame(&RequestFrame {
+                id,
+                request_id: [0; 16],
+                request,
+            })
+            .unwrap(),
+        );
     }
     s.write_all(&batch).unwrap();
     let first: ResponseFrame = recv(&mut s).unwrap();
@@ -516,7 +537,14 @@ fn pipelined_throughput() {
                 plaintext: SecretBytes::new(vec![1; 32]),
                 context: vec![("a".into(), "b".into())],
             };
-            batch.extend(encode_frame(&RequestFrame { id, request }).unwrap());
+            batch.extend(
+                encode_frame(&RequestFrame {
+                    id,
+                    request_id: [0; 16],
+                    request,
+                })
+                .unwrap(),
+            );
             if batch.len() > 64 * 1024 {
                 writer.write_all(&batch).unwrap();
                 batch.clear();

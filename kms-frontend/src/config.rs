@@ -4,6 +4,7 @@
 //! `Debug` shows `[REDACTED]`. What the values mean at run time is left to
 //! `main`, `tls`, `server` and `auth`.
 
+use crate::audit::{AuditSettings, Durability};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -74,6 +75,91 @@ pub struct Config {
     /// unreadable by this process (see `isolation`).
     #[serde(default)]
     pub hsm_state_dir: Option<PathBuf>,
+    /// `human` (default) or `json` log lines on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Log level or filter (`info`, `kms_frontend=debug`, ...) used when
+    /// `RUST_LOG` is not set.
+    #[serde(default)]
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `[audit]`: where and how the audit log is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Directory of the log files; default `STATE_DIR/audit`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `fsync` (every record), `group` (one sync per group, default) or `none`.
+    #[serde(default = "default_durability")]
+    pub durability: Durability,
+    /// Rotate when the current file reaches this many bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// A signed digest record every this many records.
+    #[serde(default = "default_digest_every")]
+    pub digest_every: u64,
+    /// And at least this often (seconds) while records are not yet covered.
+    #[serde(default = "default_digest_interval_secs")]
+    pub digest_interval_secs: u64,
+    /// Also copy every record to stdout, one JSON line each.
+    #[serde(default)]
+    pub stdout: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            durability: default_durability(),
+            max_file_bytes: default_max_file_bytes(),
+            digest_every: default_digest_every(),
+            digest_interval_secs: default_digest_interval_secs(),
+            stdout: false,
+        }
+    }
+}
+
+fn default_durability() -> Durability {
+    Durability::Group
+}
+
+fn default_max_file_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_digest_every() -> u64 {
+    1000
+}
+
+fn default_digest_interval_secs() -> u64 {
+    60
+}
+
+impl AuditConfig {
+    /// The runtime settings, with the directory resolved against `state_dir`.
+    pub fn settings(&self, state_dir: &Path) -> AuditSettings {
+        AuditSettings {
+            dir: self.dir.clone().unwrap_or_else(|| state_dir.join("audit")),
+            durability: self.durability,
+            max_file_bytes: self.max_file_bytes,
+            digest_every: self.digest_every,
+            digest_interval: std::time::Duration::from_secs(self.digest_interval_secs),
+            stdout: self.stdout,
+        }
+    }
 }
 
 /// Default seconds between scheduler passes.
@@ -147,6 +233,9 @@ impl fmt::Debug for Config {
             .field("scheduler_interval_secs", &self.scheduler_interval_secs)
             .field("dev_clock_offset_file", &self.dev_clock_offset_file)
             .field("hsm_state_dir", &self.hsm_state_dir)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("audit", &self.audit)
             .finish()
     }
 }
@@ -284,6 +373,15 @@ impl Config {
                 ));
             }
         }
+        if self.audit.max_file_bytes < 4096 {
+            return invalid("[audit] max_file_bytes must be at least 4096".into());
+        }
+        if self.audit.digest_every == 0 {
+            return invalid("[audit] digest_every must be at least 1".into());
+        }
+        if self.audit.digest_interval_secs == 0 {
+            return invalid("[audit] digest_interval_secs must be at least 1".into());
+        }
         if let Some(tls) = &self.tls
             && (tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty())
         {
@@ -361,6 +459,26 @@ secret_access_key = "very-secret-value"
         );
         assert!(err(&dup).contains("used twice"));
         assert!(err(&GOOD.replace("very-secret-value", "")).contains("must not be empty"));
+    }
+
+    #[test]
+    fn audit_and_logging_settings() {
+        let c = Config::parse(GOOD).expect("valid");
+        assert_eq!(c.audit.durability, Durability::Group);
+        assert_eq!(c.log_format, LogFormat::Human);
+        let text = format!(
+            "log_format = \"json\"\nlog_level = \"debug\"\n{GOOD}\n[audit]\ndurability = \"fsync\"\ndigest_every = 10\nstdout = true\n"
+        );
+        let c = Config::parse(&text).expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.audit.durability, Durability::Fsync);
+        assert_eq!(c.audit.settings(Path::new("/s")).dir, Path::new("/s/audit"));
+        assert!(
+            err(&format!("{GOOD}\n[audit]\ndurability = \"sometimes\"\n")).contains("durability")
+                || err(&format!("{GOOD}\n[audit]\ndurability = \"sometimes\"\n"))
+                    .contains("variant")
+        );
+        assert!(err(&format!("{GOOD}\n[audit]\ndigest_every = 0\n")).contains("digest_every"));
     }
 
     #[test]

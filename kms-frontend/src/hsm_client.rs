@@ -71,6 +71,19 @@ impl Default for HsmClientSettings {
     }
 }
 
+tokio::task_local! {
+    /// The id of the client request this task serves (a UUID's bytes);
+    /// every call made inside [`with_request_id`] sends it to the daemon.
+    static CURRENT_REQUEST_ID: [u8; 16];
+}
+
+/// Runs `fut` with `request_id` as the id sent along with every daemon call
+/// it makes, so the daemon's logs carry the client's request id without
+/// threading it through every operation.
+pub async fn with_request_id<F: std::future::Future>(request_id: [u8; 16], fut: F) -> F::Output {
+    CURRENT_REQUEST_ID.scope(request_id, fut).await
+}
+
 /// Frames queued to one connection's writer before senders wait.
 const WRITE_QUEUE: usize = 1024;
 /// The writer's batch buffer: allocated once at this size, never grown.
@@ -162,7 +175,27 @@ impl HsmClient {
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let op = request.name();
-        let frame = encode_frame(&RequestFrame { id, request }).map_err(|e| {
+        let request_id = CURRENT_REQUEST_ID.try_with(|r| *r).unwrap_or([0; 16]);
+        let started = Instant::now();
+        let result = self.round_trip(id, request_id, request).await;
+        crate::metrics::global().hsm_round_trip(op, &result, started.elapsed());
+        result
+    }
+
+    async fn round_trip(
+        &self,
+        id: u64,
+        request_id: [u8; 16],
+        request: Request,
+    ) -> Result<Response, HsmError> {
+        let inner = &self.inner;
+        let op = request.name();
+        let frame = encode_frame(&RequestFrame {
+            id,
+            request_id,
+            request,
+        })
+        .map_err(|e| {
             tracing::warn!(op, error = %e, "request to hsm-daemon cannot be encoded");
             HsmError::Protocol
         })?;

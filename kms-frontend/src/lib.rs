@@ -6,12 +6,14 @@
 //! talks to hsm-daemon only through `hsm_client`; `store` persists.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hsm_client;
 pub mod isolation;
+pub mod metrics;
 pub mod policy;
 pub mod principal;
 pub mod server;

@@ -1,12 +1,15 @@
 //! `kms-frontend --config FILE`: args -> config -> state dir -> TLS ->
 //! hsm_client -> service -> bind -> `READY` line -> server until
-//! SIGTERM/SIGINT. Logs go to stderr (`RUST_LOG`, default `info`); stdout
-//! carries only the one `READY https://127.0.0.1:PORT [ca=PATH]` line.
+//! SIGTERM/SIGINT -> final audit digest. Logs go to stderr (human or JSON
+//! per `log_format`; level from `RUST_LOG`, else `log_level`, else `info`);
+//! stdout carries the `READY https://127.0.0.1:PORT [ca=PATH]` line, then
+//! the audit records if `[audit] stdout = true`.
 
 use anyhow::Context;
 use clap::Parser;
+use kms_frontend::audit::Auditor;
 use kms_frontend::auth::{Credential, Verifier};
-use kms_frontend::config::Config;
+use kms_frontend::config::{Config, LogFormat};
 use kms_frontend::hsm_client::{HsmClient, HsmClientSettings};
 use kms_frontend::principal::Principal;
 use kms_frontend::server::{self, App, ServerSettings};
@@ -27,9 +30,16 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    init_logging();
     let args = Args::parse();
-    match run(&args) {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kms-frontend: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    init_logging(config.log_format, config.log_level.as_deref());
+    match run(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -39,18 +49,27 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    let config = Config::load(&args.config)?;
+fn run(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads)
         .enable_all()
@@ -100,6 +119,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         })
         .collect();
     let verifier = Verifier::new(&config.region, "kms", credentials);
+    let audit_settings = config.audit.settings(&config.state_dir);
+    let audit_dir = audit_settings.dir.clone();
+    let audit = Auditor::start(audit_settings, hsm.clone())
+        .with_context(|| format!("cannot open the audit log in {}", audit_dir.display()))?;
     let settings = ServerSettings {
         max_body_bytes: config.max_body_bytes,
         max_connections: config.max_connections,
@@ -110,6 +133,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         kms,
         verifier,
         hsm,
+        audit: audit.clone(),
         settings,
     });
 
@@ -132,6 +156,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, port, "listening");
 
     server::serve(listener, tls.config, app, shutdown_signal()).await;
+    audit.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -8,14 +8,20 @@
 //! reset) and a timeout per request. Routes: `GET /health` without
 //! authentication; `POST /` -> `auth` -> `api::aws_json::dispatch`; the
 //! wallet routes (`/key`, `/key/{pub}`, `/generateDataKey`,
-//! `/decryptDataKey`) -> the same `auth` -> `api::rest::dispatch`; `X-Amz-Target: HsmKmsAdmin.*` ->
-//! `api::admin::dispatch`; any other
-//! path or method gets an AWS-shaped 404 or 405. Every response carries
-//! `x-amzn-RequestId`; errors carry `x-amzn-ErrorType`; 5xx bodies are
-//! generic. One log line per request. The KMS operations themselves are left
-//! to `api` and `service`.
+//! `/decryptDataKey`) -> the same `auth` -> `api::rest::dispatch`;
+//! `X-Amz-Target: HsmKmsAdmin.*` -> `api::admin::dispatch`; any other
+//! path or method gets an AWS-shaped 404 or 405; `GET /metrics` serves the
+//! Prometheus metrics without authentication (aggregate counts only, see
+//! `metrics`). Every response carries `x-amzn-RequestId`, which also names
+//! the request's tracing span (with principal and operation), its audit
+//! record and the daemon's log lines; errors carry `x-amzn-ErrorType`; 5xx
+//! bodies are generic. Every authenticated call (KMS, admin, wallet) is
+//! audited before its reply is sent; a call whose record cannot be written
+//! gets a 500 instead of its result (fail closed). One log line per
+//! request. The KMS operations themselves are left to `api` and `service`.
 
 use crate::api::{AwsReply, admin, aws_json, rest};
+use crate::audit::{ApiCall, Auditor};
 use crate::auth::{RequestParts, Verifier};
 use crate::hsm_client::HsmClient;
 use crate::service::Kms;
@@ -29,11 +35,13 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const REST_JSON: &str = "application/json";
@@ -76,6 +84,7 @@ pub struct App {
     pub kms: Kms,
     pub verifier: Verifier,
     pub hsm: HsmClient,
+    pub audit: Auditor,
     pub settings: ServerSettings,
 }
 
@@ -132,6 +141,7 @@ pub async fn serve(
         let handshake_timeout = settings.handshake_timeout;
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = crate::metrics::global().connection_opened();
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -145,7 +155,7 @@ pub async fn serve(
             };
             let service = service_fn(move |req| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                async move { Ok::<_, Infallible>(handle(&app, req, peer).await) }
             });
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
@@ -169,27 +179,49 @@ struct LogFields {
     operation: Option<String>,
 }
 
-/// Handles one request; never fails, never panics on bad input.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Handles one request from `peer`; never fails, never panics on bad input.
+pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let start = Instant::now();
     // A v4 UUID from the thread-local CSPRNG: `Uuid::new_v4` would make a
     // getrandom(2) syscall on every request.
-    let request_id = uuid::Builder::from_random_bytes(rand::random())
-        .into_uuid()
-        .to_string();
+    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let request_id = uuid.to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut log = LogFields::default();
     let timeout = app.settings.request_timeout;
-    let (reply, content_type) =
-        match tokio::time::timeout(timeout, route(app, req, &request_id, &mut log)).await {
-            Ok(r) => r,
-            Err(_) => (
-                AwsReply::error(500, "KMSInternalException", "The request timed out."),
-                AMZ_JSON,
-            ),
-        };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        principal = tracing::field::Empty,
+        operation = tracing::field::Empty,
+    );
+    let routed = crate::hsm_client::with_request_id(
+        *uuid.as_bytes(),
+        tokio::time::timeout(timeout, route(app, req, &request_id, peer, &mut log)),
+    )
+    .instrument(span.clone())
+    .await;
+    let (reply, content_type) = match routed {
+        Ok(r) => r,
+        Err(_) => (
+            AwsReply::error(500, "KMSInternalException", "The request timed out."),
+            AMZ_JSON,
+        ),
+    };
     let response = to_response(reply, content_type, &request_id);
+    if method == Method::POST && path == "/" {
+        crate::metrics::global().request(
+            &metric_operation(&log, response.headers().get("x-amzn-errortype")),
+            response
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("ok"),
+            start.elapsed(),
+        );
+    }
+    let _entered = span.enter();
     tracing::info!(
         request_id = %request_id,
         method = %method,
@@ -203,18 +235,36 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> 
     response
 }
 
+/// The operation label of a KMS request: bounded to names the API knew.
+fn metric_operation(log: &LogFields, error: Option<&HeaderValue>) -> String {
+    match (&log.principal, &log.operation) {
+        (None, _) => "Unauthenticated".to_owned(),
+        (Some(_), Some(op))
+            if error.is_none_or(|e| e.as_bytes() != b"UnknownOperationException") =>
+        {
+            op.clone()
+        }
+        (Some(_), _) => "Unknown".to_owned(),
+    }
+}
+
 async fn route(
     app: &App,
     req: Request<Incoming>,
     request_id: &str,
+    peer: SocketAddr,
     log: &mut LogFields,
 ) -> (AwsReply, &'static str) {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/health") => (health(app).await, "application/json"),
-        (&Method::POST, "/") => (kms_request(app, req, request_id, log).await, AMZ_JSON),
-        (_, p) if rest::is_rest_path(p) => (rest_request(app, req, log).await, REST_JSON),
-        (_, "/" | "/health") => (
+        (&Method::GET, "/metrics") => (metrics(app).await, crate::metrics::CONTENT_TYPE),
+        (&Method::POST, "/") => (kms_request(app, req, request_id, peer, log).await, AMZ_JSON),
+        (_, p) if rest::is_rest_path(p) => (
+            rest_request(app, req, request_id, peer, log).await,
+            REST_JSON,
+        ),
+        (_, "/" | "/health" | "/metrics") => (
             AwsReply::error(
                 405,
                 "MethodNotAllowedException",
@@ -243,10 +293,29 @@ async fn health(app: &App) -> AwsReply {
     AwsReply::ok(body.to_string().into_bytes())
 }
 
+/// The metrics text, with the daemon's counters read now.
+async fn metrics(app: &App) -> AwsReply {
+    let call = app.hsm.call(protocol::Request::Status);
+    let daemon = match tokio::time::timeout(Duration::from_secs(2), call).await {
+        Ok(Ok(protocol::Response::Status(s))) => crate::metrics::DaemonCounters {
+            up: true,
+            uptime_secs: s.uptime_secs,
+            cached_keys: s.cached_keys,
+            requests: s.requests,
+            locked_bytes: s.locked_bytes,
+        },
+        _ => crate::metrics::DaemonCounters::default(),
+    };
+    let m = crate::metrics::global();
+    m.set_daemon(daemon);
+    AwsReply::ok(m.encode().into_bytes())
+}
+
 async fn kms_request(
     app: &App,
     req: Request<Incoming>,
     request_id: &str,
+    peer: SocketAddr,
     log: &mut LogFields,
 ) -> AwsReply {
     let (parts, body) = req.into_parts();
@@ -273,31 +342,68 @@ async fn kms_request(
         }
     };
     log.principal = Some(principal.arn.clone());
+    tracing::Span::current().record("principal", principal.arn.as_str());
     let raw_target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    if let Some(t) = raw_target.filter(|t| t.starts_with(admin::TARGET_PREFIX)) {
-        log.operation = Some(t.chars().take(64).collect());
-        return admin::dispatch(&app.kms, &app.verifier, &principal, request_id, t, &body).await;
-    }
+    let admin_target = raw_target.filter(|t| t.starts_with(admin::TARGET_PREFIX));
     let target =
         raw_target.filter(|t| t.len() > TARGET_PREFIX.len() && t.starts_with(TARGET_PREFIX));
-    let Some(target) = target else {
-        return AwsReply::error(
+    let reply = match (admin_target, target) {
+        (Some(t), _) => {
+            let op: String = t
+                .chars()
+                .take(64)
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .collect();
+            tracing::Span::current().record("operation", op.as_str());
+            log.operation = Some(op);
+            admin::dispatch(&app.kms, &app.verifier, &principal, request_id, t, &body).await
+        }
+        (None, Some(target)) => {
+            let op: String = target[TARGET_PREFIX.len()..]
+                .chars()
+                .take(64)
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+            tracing::Span::current().record("operation", op.as_str());
+            log.operation = Some(op);
+            aws_json::dispatch(&app.kms, &principal, request_id, target, &body).await
+        }
+        (None, None) => AwsReply::error(
             400,
             "UnknownOperationException",
             "Missing or unknown X-Amz-Target; expected TrentService.<Operation>.",
-        );
+        ),
     };
-    log.operation = Some(target[TARGET_PREFIX.len()..].chars().take(64).collect());
-    aws_json::dispatch(&app.kms, &principal, request_id, target, &body).await
+    // What the client will see: 5xx bodies generic, in the record too.
+    let reply = if reply.status >= 500 {
+        generic_reply(reply)
+    } else {
+        reply
+    };
+    let audited = Audited {
+        request_id,
+        peer,
+        operation: log.operation.as_deref().unwrap_or("Unknown"),
+        principal: &principal,
+        headers: &parts.headers,
+        body: &body,
+    };
+    audit(app, &audited, reply).await
 }
 
 /// One wallet REST request: body, the same SigV4 authentication as the
 /// JSON API (so `curl --aws-sigv4 "aws:amz:REGION:kms"` works), then
 /// `api::rest`. Errors are REST-shaped (`{code, message}`).
-async fn rest_request(app: &App, req: Request<Incoming>, log: &mut LogFields) -> AwsReply {
+async fn rest_request(
+    app: &App,
+    req: Request<Incoming>,
+    request_id: &str,
+    peer: SocketAddr,
+    log: &mut LogFields,
+) -> AwsReply {
     let (parts, body) = req.into_parts();
     let body = match read_body(body, app.settings.max_body_bytes).await {
         Ok(b) => b,
@@ -331,7 +437,7 @@ async fn rest_request(app: &App, req: Request<Incoming>, log: &mut LogFields) ->
         "rest:{}",
         parts.uri.path().split('/').nth(1).unwrap_or("")
     ));
-    rest::dispatch(
+    let reply = rest::dispatch(
         &app.kms,
         &principal,
         app.settings.wallet_root_key.as_deref(),
@@ -340,7 +446,58 @@ async fn rest_request(app: &App, req: Request<Incoming>, log: &mut LogFields) ->
         parts.uri.query(),
         &body,
     )
-    .await
+    .await;
+    let operation = format!(
+        "rest:{} /{}",
+        parts.method,
+        parts.uri.path().split('/').nth(1).unwrap_or("")
+    );
+    let audited = Audited {
+        request_id,
+        peer,
+        operation: &operation,
+        principal: &principal,
+        headers: &parts.headers,
+        body: &body,
+    };
+    audit(app, &audited, reply).await
+}
+
+/// What an authenticated call's audit record is made of, besides the reply.
+struct Audited<'a> {
+    request_id: &'a str,
+    peer: SocketAddr,
+    operation: &'a str,
+    principal: &'a crate::principal::Principal,
+    headers: &'a http::HeaderMap,
+    body: &'a [u8],
+}
+
+/// Writes the call's audit record; the reply goes out only if it is
+/// written (otherwise a generic 500: fail closed).
+async fn audit(app: &App, a: &Audited<'_>, reply: AwsReply) -> AwsReply {
+    let call = ApiCall {
+        request_id: a.request_id,
+        time: time::OffsetDateTime::now_utc(),
+        operation: a.operation,
+        principal: a.principal,
+        region: app.verifier.region(),
+        source_ip: Some(a.peer.ip()),
+        user_agent: a
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        request_body: a.body,
+        response_body: &reply.body,
+        error_code: reply.error_type,
+    };
+    match app.audit.record(&call).await {
+        Ok(()) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "audit record not written; withholding the reply");
+            generic_5xx("KMSInternalException")
+        }
+    }
 }
 
 /// Reads the body up to `max` bytes. Past the limit the rest is drained
@@ -396,15 +553,20 @@ fn generic_5xx(name: &'static str) -> AwsReply {
     AwsReply::error(500, name, message)
 }
 
+/// A 5xx reply with its body replaced by the generic one.
+fn generic_reply(reply: AwsReply) -> AwsReply {
+    let mut generic = generic_5xx(reply.error_type.unwrap_or("KMSInternalException"));
+    generic.status = reply.status;
+    generic
+}
+
 fn to_response(
     reply: AwsReply,
     content_type: &'static str,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     let reply = if reply.status >= 500 && content_type == AMZ_JSON {
-        let mut generic = generic_5xx(reply.error_type.unwrap_or("KMSInternalException"));
-        generic.status = reply.status;
-        generic
+        generic_reply(reply)
     } else {
         reply
     };

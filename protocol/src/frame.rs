@@ -134,6 +134,7 @@ mod tests {
     fn sample() -> RequestFrame {
         RequestFrame {
             id: 42,
+            request_id: [0; 16],
             request: Request::Encrypt {
                 key: KeyRef {
                     key_id: "k".into(),
@@ -155,6 +156,7 @@ mod tests {
             .encode(
                 RequestFrame {
                     id: 43,
+                    request_id: [0; 16],
                     request: Request::Status,
                 },
                 &mut buf,
@@ -192,6 +194,7 @@ mod tests {
     fn refuses_trailing_bytes() {
         let mut bytes = encode_frame(&RequestFrame {
             id: 1,
+            request_id: [0; 16],
             request: Request::Status,
         })
         .expect("ok");
@@ -210,6 +213,7 @@ mod tests {
     fn refuses_oversized_message_on_encode() {
         let frame = RequestFrame {
             id: 1,
+            request_id: [0; 16],
             request: Request::Decrypt {
                 key: KeyRef {
                     key_id: "k".into(),

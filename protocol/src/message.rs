@@ -12,7 +12,9 @@ use zeroize::Zeroizing;
 use crate::algorithms::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningAlgorithm};
 
 /// Version spoken by this build; both sides must agree exactly.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2: [`RequestFrame`] carries the frontend's request id.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest plaintext Encrypt accepts (AWS KMS's limit).
 pub const MAX_PLAINTEXT_LEN: usize = 4096;
@@ -278,7 +280,16 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         wrapped: Vec<u8>,
     },
+    /// Sign the head of the frontend's audit hash chain with the daemon's
+    /// audit signing key (Ed25519, derived from the master key). The daemon
+    /// signs `AUDIT_DIGEST_CONTEXT || digest`, so the key signs nothing else.
+    SignAuditDigest { digest: [u8; 32] },
+    /// The public half of the audit signing key.
+    AuditPublicKey,
 }
+
+/// Domain separation prefixed to every audit digest the daemon signs.
+pub const AUDIT_DIGEST_CONTEXT: &[u8] = b"hsm-kms audit digest v1\0";
 
 impl Request {
     /// Short operation name for logs and metrics.
@@ -303,6 +314,8 @@ impl Request {
             Self::GenerateDataKeyPair { .. } => "GenerateDataKeyPair",
             Self::WrapKey { .. } => "WrapKey",
             Self::UnwrapKey { .. } => "UnwrapKey",
+            Self::SignAuditDigest { .. } => "SignAuditDigest",
+            Self::AuditPublicKey => "AuditPublicKey",
         }
     }
 }
@@ -375,6 +388,14 @@ pub enum Response {
         /// The PKCS#8 private key sealed under the request's symmetric key.
         #[serde(with = "serde_bytes")]
         private_blob: Vec<u8>,
+    /// Ed25519 signature (64 bytes) over `AUDIT_DIGEST_CONTEXT || digest`.
+    AuditSignature {
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    /// The Ed25519 public key that verifies [`Response::AuditSignature`]s.
+    AuditPublicKey {
+        public_key: [u8; 32],
     },
     /// WrapKey: the `protocol::wrapped` blob.
     Wrapped {
@@ -391,6 +412,10 @@ pub enum Response {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RequestFrame {
     pub id: u64,
+    /// The frontend's request id (a UUID's 16 bytes; all zero when the call
+    /// serves no client request), so the daemon's logs name the same
+    /// request as the frontend's logs and audit records.
+    pub request_id: [u8; 16],
     pub request: Request,
 }
 

@@ -92,6 +92,13 @@ impl fmt::Debug for Verifier {
     }
 }
 
+impl Verifier {
+    /// The region requests must be signed for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}
+
 /// The parsed `Authorization` header.
 struct Authorization<'a> {
     access_key_id: &'a str,

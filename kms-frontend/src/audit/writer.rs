@@ -1,0 +1,378 @@
+//! The single audit writer: one OS thread owns the current log file, chains
+//! records, commits them in groups and answers each request once its record
+//! is as durable as configured. Digests are signed by hsm-daemon (through
+//! the runtime's `hsm_client`) every N records, after an idle interval,
+//! before each rotation and at shutdown.
+//!
+//! Group commit: the thread takes the first queued record, then everything
+//! else queued at that moment (up to [`MAX_BATCH`]), writes them with one
+//! `write` and, with [`Durability::Group`], one `fdatasync`, then wakes every
+//! waiter. [`Durability::Fsync`] syncs each record on its own;
+//! [`Durability::None`] only writes (the page cache survives kill -9 of this
+//! process, not a power loss). The file format is `chain`'s.
+
+use super::chain::{self, GENESIS_HASH};
+use super::{AuditError, AuditSettings, Durability};
+use crate::hsm_client::HsmClient;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most records written by one `write`.
+pub(crate) const MAX_BATCH: usize = 1024;
+/// How long a digest signature may take before the digest is written unsigned.
+const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A record waiting to be written.
+pub(crate) struct Pending {
+    pub(crate) body: Vec<u8>,
+    pub(crate) submitted: Instant,
+    pub(crate) done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+/// What the writer thread is asked to do.
+pub(crate) enum Msg {
+    Record(Pending),
+    /// Write a final digest, then stop; answers when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    settings: AuditSettings,
+    hsm: HsmClient,
+    runtime: tokio::runtime::Handle,
+    file: File,
+    file_number: u64,
+    file_len: u64,
+    sequence: u64,
+    head: [u8; 32],
+    since_digest: u64,
+    public_key: Option<[u8; 32]>,
+}
+
+/// The chain position found in an existing log.
+struct Resume {
+    file_number: u64,
+    sequence: u64,
+    head: [u8; 32],
+}
+
+/// Last complete line of `path` (bytes, without `\n`), and whether the file
+/// ends cleanly with a `\n` (false: a torn last write).
+fn last_line(path: &Path) -> std::io::Result<(Option<Vec<u8>>, bool)> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    if data.is_empty() {
+        return Ok((None, true));
+    }
+    let clean = data.ends_with(b"\n");
+    let complete = match data.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &data[..end],
+        None => return Ok((None, clean)),
+    };
+    let start = complete
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    Ok((Some(complete[start..].to_vec()), clean))
+}
+
+fn resume(dir: &Path) -> Result<Resume, AuditError> {
+    let files = chain::log_files(dir).map_err(AuditError::io)?;
+    let Some(&(newest, _)) = files.last() else {
+        return Ok(Resume {
+            file_number: 1,
+            sequence: 0,
+            head: GENESIS_HASH,
+        });
+    };
+    let mut file_number = newest;
+    for (i, (_, path)) in files.iter().rev().enumerate() {
+        let (line, clean) = last_line(path).map_err(AuditError::io)?;
+        if i == 0 && !clean {
+            // A torn last record: leave it for the verifier to report and
+            // go on in a new file, chained to the last complete line.
+            tracing::warn!(file = %path.display(), "audit file ends in a partial record; starting a new file");
+            file_number = newest + 1;
+        }
+        let Some(line) = line else { continue };
+        let sequence = serde_json::from_slice::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("sequence").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| AuditError::Corrupt(format!("last record of {}", path.display())))?;
+        return Ok(Resume {
+            file_number,
+            sequence,
+            head: chain::line_hash(&line),
+        });
+    }
+    Ok(Resume {
+        file_number,
+        sequence: 0,
+        head: GENESIS_HASH,
+    })
+}
+
+fn open_log(dir: &Path, n: u64) -> Result<(File, u64), AuditError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join(chain::file_name(n)))
+        .map_err(AuditError::io)?;
+    let len = file.metadata().map_err(AuditError::io)?.len();
+    Ok((file, len))
+}
+
+/// Creates the log directory (0700) or refuses one others can reach.
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), AuditError> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(AuditError::io)?;
+    }
+    let mode = std::fs::metadata(dir)
+        .map_err(AuditError::io)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(AuditError::Corrupt(format!(
+            "audit directory {} is accessible to group or others (mode {:o}); chmod 700 it",
+            dir.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+impl Writer {
+    /// Opens the log in `settings.dir`, continuing its chain.
+    pub(crate) fn open(
+        settings: AuditSettings,
+        hsm: HsmClient,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, AuditError> {
+        ensure_dir(&settings.dir)?;
+        let r = resume(&settings.dir)?;
+        let (file, file_len) = open_log(&settings.dir, r.file_number)?;
+        Ok(Self {
+            settings,
+            hsm,
+            runtime,
+            file,
+            file_number: r.file_number,
+            file_len,
+            sequence: r.sequence,
+            head: r.head,
+            since_digest: 0,
+            public_key: None,
+        })
+    }
+
+    /// Serves `rx` until shutdown or until every sender is gone.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let interval = self.settings.digest_interval;
+        loop {
+            let first = self
+                .runtime
+                .clone()
+                .block_on(async { tokio::time::timeout(interval, rx.recv()).await });
+            let mut batch = Vec::new();
+            let mut stop = None;
+            match first {
+                Err(_) => {
+                    if self.since_digest > 0 {
+                        self.digest("interval");
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    self.digest("shutdown");
+                    return;
+                }
+                Ok(Some(Msg::Record(p))) => batch.push(p),
+                Ok(Some(Msg::Shutdown(ack))) => stop = Some(ack),
+            }
+            while stop.is_none() && batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Record(p)) => batch.push(p),
+                    Ok(Msg::Shutdown(ack)) => stop = Some(ack),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch);
+            }
+            if self.since_digest >= self.settings.digest_every {
+                self.digest("periodic");
+            }
+            if self.file_len >= self.settings.max_file_bytes {
+                self.rotate();
+            }
+            if let Some(ack) = stop {
+                self.digest("shutdown");
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+
+    /// Writes `batch` (one write and sync per group, or per record with
+    /// `Fsync`) and answers every waiter.
+    fn write_batch(&mut self, batch: Vec<Pending>) {
+        let group = match self.settings.durability {
+            Durability::Fsync => 1,
+            Durability::Group | Durability::None => batch.len(),
+        };
+        let mut batch = batch.into_iter().peekable();
+        while batch.peek().is_some() {
+            let chunk: Vec<Pending> = batch.by_ref().take(group).collect();
+            let bodies: Vec<&[u8]> = chunk.iter().map(|p| p.body.as_slice()).collect();
+            let result = self.append(&bodies);
+            let metrics = crate::metrics::global();
+            match &result {
+                Ok(()) => {
+                    let now = Instant::now();
+                    for p in &chunk {
+                        metrics.audit_written(1, now.duration_since(p.submitted));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = chunk.len(), "audit write failed");
+                    metrics.audit_failed(chunk.len() as u64);
+                }
+            }
+            for p in chunk {
+                let _ = p.done.send(result.clone());
+            }
+        }
+    }
+
+    /// Chains and appends `bodies` as lines, syncing as configured. On
+    /// failure the chain position is kept and the file cut back.
+    fn append(&mut self, bodies: &[&[u8]]) -> Result<(), AuditError> {
+        let (sequence, head) = (self.sequence, self.head);
+        let mut buf = Vec::with_capacity(bodies.iter().map(|b| b.len() + 112).sum());
+        for body in bodies {
+            self.sequence += 1;
+            let line = chain::chained_line(self.sequence, &self.head, body);
+            self.head = chain::line_hash(&line);
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| match self.settings.durability {
+                Durability::None => Ok(()),
+                Durability::Group | Durability::Fsync => self.file.sync_data(),
+            });
+        match written {
+            Ok(()) => {
+                self.file_len += buf.len() as u64;
+                self.since_digest += bodies.len() as u64;
+                if self.settings.stdout {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf).and_then(|()| out.flush());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.sequence = sequence;
+                self.head = head;
+                let _ = self.file.set_len(self.file_len);
+                let _ = self.file.seek(SeekFrom::End(0));
+                Err(AuditError::io(e))
+            }
+        }
+    }
+
+    fn call_hsm(&self, request: protocol::Request) -> Option<protocol::Response> {
+        let call = self.hsm.call(request);
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(SIGN_TIMEOUT, call).await })
+        {
+            Ok(Ok(response)) => Some(response),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "hsm-daemon did not sign the audit digest");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("hsm-daemon did not sign the audit digest in time");
+                None
+            }
+        }
+    }
+
+    /// The audit public key, fetched once and written next to the logs.
+    fn public_key(&mut self) -> Option<[u8; 32]> {
+        if self.public_key.is_none()
+            && let Some(protocol::Response::AuditPublicKey { public_key }) =
+                self.call_hsm(protocol::Request::AuditPublicKey)
+        {
+            let path = self.settings.dir.join(chain::PUBLIC_KEY_FILE);
+            let written = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&path)
+                .and_then(|mut f| writeln!(f, "{}", hex::encode(public_key)));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "cannot write the audit public key file");
+            }
+            self.public_key = Some(public_key);
+        }
+        self.public_key
+    }
+
+    /// Appends a digest record signing the chain head (unsigned, with a
+    /// warning, when the daemon cannot sign: a later digest covers it).
+    fn digest(&mut self, reason: &str) {
+        let public_key = self.public_key();
+        let signature = match self
+            .call_hsm(protocol::Request::SignAuditDigest { digest: self.head })
+        {
+            Some(protocol::Response::AuditSignature { signature }) => Some(hex::encode(signature)),
+            _ => None,
+        };
+        let body = serde_json::json!({
+            "eventVersion": "1.08",
+            "eventType": chain::DIGEST_EVENT_TYPE,
+            "eventTime": super::record::event_time(time::OffsetDateTime::now_utc()),
+            "eventSource": "kms.amazonaws.com",
+            "reason": reason,
+            "recordsCovered": self.since_digest,
+            "logFile": chain::file_name(self.file_number),
+            "signatureAlgorithm": "Ed25519",
+            "publicKey": public_key.map(hex::encode),
+            "signature": signature,
+        });
+        let body = body.to_string().into_bytes();
+        match self.append(&[&body]) {
+            Ok(()) => self.since_digest = 0,
+            Err(e) => tracing::error!(error = %e, "cannot write the audit digest"),
+        }
+    }
+
+    /// Seals the current file with a digest and starts the next one.
+    fn rotate(&mut self) {
+        self.digest("rotation");
+        match open_log(&self.settings.dir, self.file_number + 1) {
+            Ok((file, len)) => {
+                self.file = file;
+                self.file_number += 1;
+                self.file_len = len;
+                tracing::info!(file = %chain::file_name(self.file_number), "audit log rotated");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot rotate the audit log; writing on"),
+        }
+    }
+}
