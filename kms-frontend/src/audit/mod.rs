@@ -132,3 +132,6 @@ impl Auditor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
