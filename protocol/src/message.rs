@@ -388,6 +388,7 @@ pub enum Response {
         /// The PKCS#8 private key sealed under the request's symmetric key.
         #[serde(with = "serde_bytes")]
         private_blob: Vec<u8>,
+    },
     /// Ed25519 signature (64 bytes) over `AUDIT_DIGEST_CONTEXT || digest`.
     AuditSignature {
         #[serde(with = "serde_bytes")]

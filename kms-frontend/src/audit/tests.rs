@@ -88,7 +88,9 @@ fn untouched_log_verifies() {
 fn edited_record_is_named() {
     let log = Log::new(10, 4);
     let mut lines = log.lines.clone();
-    let edited = String::from_utf8(lines[2].clone()).expect("utf8").replace("Encrypt", "Decrypt");
+    let edited = String::from_utf8(lines[2].clone())
+        .expect("utf8")
+        .replace("Encrypt", "Decrypt");
     lines[2] = edited.into_bytes();
     let (line, reason) = check(&log, &lines).expect_err("edit detected");
     assert_eq!(line, 3, "{reason}");
@@ -134,7 +136,10 @@ fn truncation_is_detected() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = log.write(dir.path(), &log.lines);
     let len = std::fs::metadata(&files[0]).expect("meta").len();
-    let f = std::fs::OpenOptions::new().write(true).open(&files[0]).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .expect("open");
     f.set_len(len - 10).expect("truncate");
     let p = verify(&files, &log.options()).expect_err("torn");
     assert_eq!(p.at.line, log.lines.len());
@@ -152,7 +157,13 @@ fn re_chained_forgery_fails_the_signature() {
     for (i, l) in log.lines.iter().enumerate().take(6) {
         let v: serde_json::Value = serde_json::from_slice(l).expect("json");
         let name = if i == 2 { "Decrypt" } else { "Encrypt" };
-        forged.push(format!(r#"{{"eventName":"{name}","eventID":"{}"}}"#, v["eventID"].as_str().unwrap_or("")).as_bytes());
+        forged.push(
+            format!(
+                r#"{{"eventName":"{name}","eventID":"{}"}}"#,
+                v["eventID"].as_str().unwrap_or("")
+            )
+            .as_bytes(),
+        );
     }
     let mut lines = forged.lines.clone();
     lines.push(log.lines[6].clone());
@@ -167,6 +178,8 @@ fn wrong_public_key_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = log.write(dir.path(), &log.lines);
     let mut options = log.options();
-    options.public_key = SigningKey::from_bytes(&[6u8; 32]).verifying_key().to_bytes();
+    options.public_key = SigningKey::from_bytes(&[6u8; 32])
+        .verifying_key()
+        .to_bytes();
     assert!(verify(&files, &options).is_err());
 }

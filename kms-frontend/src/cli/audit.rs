@@ -71,8 +71,9 @@ pub struct FilterArgs {
     /// Include digest records.
     #[arg(long)]
     pub digests: bool,
-    /// Print matching records as JSON lines instead of a table.
-    #[arg(long)]
+    /// Print matching records as JSON lines instead of a table (the
+    /// global `--json`).
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -80,7 +81,8 @@ pub struct FilterArgs {
 ///
 /// # Errors
 /// Unreadable files, bad arguments, or (verify) a bad record.
-pub fn run(args: AuditArgs) -> anyhow::Result<()> {
+pub fn run(mut args: AuditArgs, json: bool) -> anyhow::Result<()> {
+    args.filter.json = json;
     match args.command {
         Some(AuditCommand::Verify(v)) => run_verify(&v),
         None => run_filter(&args.filter),
@@ -92,7 +94,8 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let found = chain::log_files(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let found =
+                chain::log_files(p).with_context(|| format!("cannot read {}", p.display()))?;
             files.extend(found.into_iter().map(|(_, f)| f));
         } else {
             files.push(p.clone());
@@ -106,7 +109,8 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 fn parse_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = hex::decode(hex_key.trim()).context("the public key is not hex")?;
-    <[u8; 32]>::try_from(bytes).map_err(|_| anyhow::anyhow!("the public key must be 32 bytes (64 hex digits)"))
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| anyhow::anyhow!("the public key must be 32 bytes (64 hex digits)"))
 }
 
 fn key_file_near(first: &Path) -> PathBuf {
@@ -122,14 +126,19 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let files = expand(&args.paths)?;
     let public_key = match (&args.public_key, &args.public_key_file) {
         (Some(k), _) => parse_key(k)?,
-        (None, Some(f)) => parse_key(&std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?)?,
+        (None, Some(f)) => parse_key(
+            &std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        )?,
         (None, None) => {
             let f = key_file_near(&args.paths[0]);
             eprintln!(
                 "kmsctl: using the public key in {} (pass --public-key for a key you trust independently)",
                 f.display()
             );
-            parse_key(&std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?)?
+            parse_key(
+                &std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+            )?
         }
     };
     let options = Options {
@@ -144,7 +153,10 @@ fn run_verify(args: &VerifyArgs) -> anyhow::Result<()> {
                 files.len(),
                 s.signed_digests,
                 if s.uncovered > 0 {
-                    format!(", {} record(s) after the last digest not yet signed", s.uncovered)
+                    format!(
+                        ", {} record(s) after the last digest not yet signed",
+                        s.uncovered
+                    )
                 } else {
                     String::new()
                 },
@@ -179,24 +191,37 @@ pub fn matches(record: &Value, f: &FilterArgs) -> bool {
     }
     if let Some(p) = &f.principal {
         let id = &record["userIdentity"];
-        let hit = ["arn", "accessKeyId", "userName"]
-            .iter()
-            .any(|k| id.get(*k).and_then(Value::as_str).is_some_and(|v| v == p || v.ends_with(&format!("/{p}"))));
+        let hit = ["arn", "accessKeyId", "userName"].iter().any(|k| {
+            id.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|v| v == p || v.ends_with(&format!("/{p}")))
+        });
         if !hit {
             return false;
         }
     }
     if let Some(k) = &f.key {
         let in_resources = record["resources"].as_array().is_some_and(|rs| {
-            rs.iter().any(|r| r.get("ARN").and_then(Value::as_str).is_some_and(|a| a == k || a.ends_with(&format!("/{k}"))))
+            rs.iter().any(|r| {
+                r.get("ARN")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| a == k || a.ends_with(&format!("/{k}")))
+            })
         });
-        let in_params = record["requestParameters"].get("keyId").and_then(Value::as_str) == Some(k.as_str());
+        let in_params = record["requestParameters"]
+            .get("keyId")
+            .and_then(Value::as_str)
+            == Some(k.as_str());
         if !in_resources && !in_params {
             return false;
         }
     }
-    let time = record.get("eventTime").and_then(Value::as_str).unwrap_or("");
-    if f.since.as_deref().is_some_and(|s| time < s) || f.until.as_deref().is_some_and(|u| time >= u) {
+    let time = record
+        .get("eventTime")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if f.since.as_deref().is_some_and(|s| time < s) || f.until.as_deref().is_some_and(|u| time >= u)
+    {
         return false;
     }
     true
@@ -219,10 +244,14 @@ fn run_filter(f: &FilterArgs) -> anyhow::Result<()> {
     let files = expand(&f.paths)?;
     let mut rows = Vec::new();
     for file in &files {
-        let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let data =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(record) = serde_json::from_slice::<Value>(line) else {
-                eprintln!("kmsctl: skipping a line of {} that is not JSON", file.display());
+                eprintln!(
+                    "kmsctl: skipping a line of {} that is not JSON",
+                    file.display()
+                );
                 continue;
             };
             if !matches(&record, f) {
@@ -247,7 +276,17 @@ fn run_filter(f: &FilterArgs) -> anyhow::Result<()> {
         }
     }
     if !f.json {
-        print_table(&["TIME", "OPERATION", "PRINCIPAL", "KEY", "OUTCOME", "REQUEST ID"], &rows);
+        print_table(
+            &[
+                "TIME",
+                "OPERATION",
+                "PRINCIPAL",
+                "KEY",
+                "OUTCOME",
+                "REQUEST ID",
+            ],
+            &rows,
+        );
     }
     Ok(())
 }

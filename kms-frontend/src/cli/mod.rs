@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod audit;
 pub mod client;
 pub mod envelope;
 pub mod esdk;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Manage principals (administrators) and share keys.
     #[command(subcommand)]
     Principal(principal::PrincipalCommand),
+    /// Read the audit log offline: filter and print records, or `verify`
+    /// the hash chain and digest signatures.
+    Audit(audit::AuditArgs),
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -122,5 +126,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::WrapKey(args) => wrap::wrap(&cli.global, args).await,
         Command::UnwrapKey(args) => wrap::unwrap(&cli.global, args).await,
         Command::Principal(cmd) => principal::run(&cli.global, cmd).await,
+        Command::Audit(args) => audit::run(args, cli.global.json),
     }
 }
