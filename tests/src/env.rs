@@ -55,6 +55,9 @@ pub struct EnvOptions {
     /// Give the frontend a `dev_clock_offset_file` (see
     /// [`TestEnv::advance_clock`]).
     pub dev_clock: bool,
+    /// TOML appended at the end of the frontend config (after the
+    /// principals, so it must start with a table header, e.g. `[audit]`).
+    pub frontend_extra_toml: Option<String>,
 }
 
 /// A running process and its log.
@@ -382,6 +385,10 @@ impl TestEnv {
                 "\n[[principals]]\narn = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nadmin = {}\n",
                 p.arn, p.access_key_id, p.secret_access_key, p.admin
             ));
+        }
+        if let Some(extra) = &self.opts.frontend_extra_toml {
+            toml.push('\n');
+            toml.push_str(extra);
         }
         fs::write(&self.config, toml).expect("write frontend config");
         fs::set_permissions(&self.config, fs::Permissions::from_mode(0o600)).expect("chmod config");

@@ -165,8 +165,15 @@ fn re_chained_forgery_fails_the_signature() {
             .as_bytes(),
         );
     }
+    // Keep the old digest (and its signature) but chain it to the forgery.
+    let digest = String::from_utf8(log.lines[6].clone())
+        .expect("utf8")
+        .replace(
+            &hex::encode(chain::line_hash(&log.lines[5])),
+            &hex::encode(forged.head()),
+        );
     let mut lines = forged.lines.clone();
-    lines.push(log.lines[6].clone());
+    lines.push(digest.into_bytes());
     let (line, reason) = check(&log, &lines).expect_err("forgery detected");
     assert_eq!(line, 7, "{reason}");
     assert!(reason.contains("signature"), "{reason}");

@@ -1,0 +1,641 @@
+//! The audit trail and observability, black-box: every API call leaves
+//! exactly one CloudTrail-shaped record with no secret in it; `kmsctl audit
+//! verify` catches every kind of tampering and names the record; records of
+//! acknowledged calls survive kill -9; request ids reach the daemon's logs;
+//! `/metrics` parses and its counters match the calls made.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use aws_sdk_kms::operation::RequestId;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use base64::Engine as _;
+use hsm_kms_tests::{EnvOptions, RawRequest, TestEnv, ops};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn audit_dir(env: &TestEnv) -> PathBuf {
+    env.frontend_state_dir().join("audit")
+}
+
+fn env_with(audit: &str) -> TestEnv {
+    TestEnv::start_with(EnvOptions {
+        frontend_extra_toml: Some(format!("[audit]\n{audit}")),
+        ..EnvOptions::default()
+    })
+}
+
+/// Every record of the log, in order.
+fn records(env: &TestEnv) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in log_files(&audit_dir(env)) {
+        let data = std::fs::read_to_string(&f).unwrap();
+        out.extend(
+            data.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    out
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn all_log_bytes(env: &TestEnv) -> Vec<u8> {
+    log_files(&audit_dir(env))
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+fn the_record<'a>(records: &'a [Value], request_id: &str) -> &'a Value {
+    let found: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["requestID"] == request_id)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "records for request {request_id}: {found:?}"
+    );
+    found[0]
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn every_operation_leaves_one_record_with_cloudtrail_fields_and_no_secret() {
+    let env = env_with("digest_every = 5\n");
+    let c = env.client("alice");
+    let alice = env.principal("alice").clone();
+    let mut calls: Vec<(String, &str, Option<String>)> = Vec::new();
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+
+    let out = c.create_key().description("audited").send().await.unwrap();
+    let key = out.key_metadata().unwrap().key_id().to_owned();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "CreateKey",
+        Some(key.clone()),
+    ));
+    let out = c.create_key().send().await.unwrap();
+    let key2 = out.key_metadata().unwrap().key_id().to_owned();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "CreateKey",
+        Some(key2.clone()),
+    ));
+    let out = c.describe_key().key_id(&key).send().await.unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "DescribeKey",
+        Some(key.clone()),
+    ));
+    let out = c.list_keys().send().await.unwrap();
+    calls.push((out.request_id().unwrap().into(), "ListKeys", None));
+
+    let plaintext = b"audit-test plaintext 7d1f0c".to_vec();
+    secrets.push(plaintext.clone());
+    let out = c
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(plaintext.clone()))
+        .encryption_context("purpose", "audit-test")
+        .send()
+        .await
+        .unwrap();
+    let blob = out.ciphertext_blob().unwrap().as_ref().to_vec();
+    secrets.push(blob.clone());
+    calls.push((
+        out.request_id().unwrap().into(),
+        "Encrypt",
+        Some(key.clone()),
+    ));
+    let out = c
+        .decrypt()
+        .ciphertext_blob(Blob::new(blob.clone()))
+        .encryption_context("purpose", "audit-test")
+        .send()
+        .await
+        .unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "Decrypt",
+        Some(key.clone()),
+    ));
+    let out = c
+        .generate_data_key()
+        .key_id(&key)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .unwrap();
+    secrets.push(out.plaintext().unwrap().as_ref().to_vec());
+    secrets.push(out.ciphertext_blob().unwrap().as_ref().to_vec());
+    calls.push((
+        out.request_id().unwrap().into(),
+        "GenerateDataKey",
+        Some(key.clone()),
+    ));
+    let out = c
+        .generate_data_key_without_plaintext()
+        .key_id(&key)
+        .number_of_bytes(24)
+        .send()
+        .await
+        .unwrap();
+    secrets.push(out.ciphertext_blob().unwrap().as_ref().to_vec());
+    calls.push((
+        out.request_id().unwrap().into(),
+        "GenerateDataKeyWithoutPlaintext",
+        Some(key.clone()),
+    ));
+    let out = c
+        .re_encrypt()
+        .ciphertext_blob(Blob::new(blob.clone()))
+        .source_encryption_context("purpose", "audit-test")
+        .destination_key_id(&key2)
+        .send()
+        .await
+        .unwrap();
+    secrets.push(out.ciphertext_blob().unwrap().as_ref().to_vec());
+    calls.push((
+        out.request_id().unwrap().into(),
+        "ReEncrypt",
+        Some(key2.clone()),
+    ));
+    let out = c
+        .generate_random()
+        .number_of_bytes(32)
+        .send()
+        .await
+        .unwrap();
+    secrets.push(out.plaintext().unwrap().as_ref().to_vec());
+    calls.push((out.request_id().unwrap().into(), "GenerateRandom", None));
+    let out = c.disable_key().key_id(&key2).send().await.unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "DisableKey",
+        Some(key2.clone()),
+    ));
+    let out = c.enable_key().key_id(&key2).send().await.unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "EnableKey",
+        Some(key2.clone()),
+    ));
+    let out = c
+        .create_alias()
+        .alias_name("alias/audited")
+        .target_key_id(&key)
+        .send()
+        .await
+        .unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "CreateAlias",
+        Some(key.clone()),
+    ));
+    let out = c
+        .update_alias()
+        .alias_name("alias/audited")
+        .target_key_id(&key2)
+        .send()
+        .await
+        .unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "UpdateAlias",
+        Some(key2.clone()),
+    ));
+    let out = c.list_aliases().send().await.unwrap();
+    calls.push((out.request_id().unwrap().into(), "ListAliases", None));
+    let out = c
+        .delete_alias()
+        .alias_name("alias/audited")
+        .send()
+        .await
+        .unwrap();
+    calls.push((out.request_id().unwrap().into(), "DeleteAlias", None));
+    let out = c
+        .schedule_key_deletion()
+        .key_id(&key2)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "ScheduleKeyDeletion",
+        Some(key2.clone()),
+    ));
+    let out = c.cancel_key_deletion().key_id(&key2).send().await.unwrap();
+    calls.push((
+        out.request_id().unwrap().into(),
+        "CancelKeyDeletion",
+        Some(key2.clone()),
+    ));
+
+    // A refused call is audited too, with its error.
+    let missing = "11111111-2222-3333-4444-555555555555";
+    let refused = env
+        .raw(
+            RawRequest::kms("DescribeKey", format!(r#"{{"KeyId":"{missing}"}}"#))
+                .signed_as("alice"),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let refused_id = refused.headers["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let records = records(&env);
+    for (request_id, op, key_id) in &calls {
+        let r = the_record(&records, request_id);
+        assert_eq!(r["eventName"], *op, "{r}");
+        assert_eq!(r["eventSource"], "kms.amazonaws.com");
+        assert_eq!(r["eventVersion"], "1.08");
+        assert_eq!(r["eventType"], "AwsApiCall");
+        assert_eq!(r["awsRegion"], hsm_kms_tests::REGION);
+        assert_eq!(r["userIdentity"]["arn"], alice.arn.as_str());
+        assert_eq!(
+            r["userIdentity"]["accessKeyId"],
+            alice.access_key_id.as_str()
+        );
+        assert_eq!(r["userIdentity"]["accountId"], hsm_kms_tests::ACCOUNT_ID);
+        assert_eq!(r["userIdentity"]["type"], "IAMUser");
+        assert_eq!(r["sourceIPAddress"], "127.0.0.1");
+        assert!(
+            r["userAgent"].as_str().is_some_and(|ua| !ua.is_empty()),
+            "{r}"
+        );
+        assert!(
+            r["eventID"].as_str().is_some_and(|id| id.len() == 36),
+            "{r}"
+        );
+        assert!(
+            r["eventTime"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{r}"
+        );
+        assert!(r["readOnly"].is_boolean());
+        assert!(r.get("errorCode").is_none(), "{r}");
+        if let Some(k) = key_id {
+            let arns: Vec<&str> = r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["ARN"].as_str().unwrap())
+                .collect();
+            assert!(
+                arns.contains(&hsm_kms_tests::key_arn(k).as_str()),
+                "{op}: resources {arns:?} lack {k}"
+            );
+            assert_eq!(r["resources"][0]["type"], "AWS::KMS::Key");
+        }
+    }
+    let enc = the_record(&records, &calls[4].0);
+    assert_eq!(
+        enc["requestParameters"]["encryptionContext"]["purpose"],
+        "audit-test"
+    );
+    assert_eq!(enc["requestParameters"]["keyId"], key.as_str());
+    assert_eq!(enc["readOnly"], true);
+    let created = the_record(&records, &calls[0].0);
+    assert_eq!(created["readOnly"], false);
+    assert_eq!(
+        created["responseElements"]["keyMetadata"]["keyId"],
+        key.as_str()
+    );
+    let r = the_record(&records, &refused_id);
+    assert_eq!(r["eventName"], "DescribeKey");
+    assert_eq!(r["errorCode"], "NotFoundException");
+    assert!(r["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
+
+    let api_records = records
+        .iter()
+        .filter(|r| r["eventType"] == "AwsApiCall")
+        .count();
+    assert_eq!(api_records, calls.len() + 1, "one record per call, no more");
+
+    let bytes = all_log_bytes(&env);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for s in &secrets {
+        assert!(
+            !contains(&bytes, s),
+            "a secret's raw bytes are in the audit log"
+        );
+        assert!(
+            !contains(&bytes, b64.encode(s).as_bytes()),
+            "a secret's base64 is in the audit log"
+        );
+    }
+    assert!(!contains(&bytes, alice.secret_access_key.as_bytes()));
+}
+
+fn verify(env: &TestEnv, extra: &[&str], paths: &[&Path]) -> hsm_kms_tests::KmsctlOutput {
+    let mut cmd = env.kmsctl_command("alice");
+    cmd.args(["audit", "verify"]).args(extra).args(paths);
+    cmd.output().unwrap().into()
+}
+
+/// A sealed log of `n` calls (graceful restart writes the final digest).
+async fn sealed_log(env: &mut TestEnv, n: usize) {
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    for i in 0..n {
+        ops::encrypt(&c, &key, format!("m{i}").as_bytes(), &[]).await;
+    }
+    env.restart_frontend().await;
+}
+
+/// Copies the log to a fresh directory, applies `tamper` to its lines, and
+/// runs verify on the copy.
+fn tampered(
+    env: &TestEnv,
+    tamper: impl FnOnce(&mut Vec<String>),
+) -> (hsm_kms_tests::KmsctlOutput, PathBuf, tempfile::TempDir) {
+    let copy = tempfile::tempdir().unwrap();
+    let src = audit_dir(env);
+    let files = log_files(&src);
+    assert_eq!(files.len(), 1, "one log file expected");
+    let mut lines: Vec<String> = std::fs::read_to_string(&files[0])
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    tamper(&mut lines);
+    let path = copy.path().join(files[0].file_name().unwrap());
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    let key = std::fs::read_to_string(src.join("audit-signing-key.pub")).unwrap();
+    let out = verify(env, &["--public-key", key.trim()], &[&path]);
+    (out, path, copy)
+}
+
+#[tokio::test]
+async fn verify_names_the_first_edited_deleted_reordered_inserted_or_truncated_record() {
+    let mut env = env_with("digest_every = 4\n");
+    sealed_log(&mut env, 10).await;
+    let dir = audit_dir(&env);
+    let key = std::fs::read_to_string(dir.join("audit-signing-key.pub")).unwrap();
+    let good = verify(&env, &["--public-key", key.trim()], &[&dir]);
+    assert!(good.success, "untouched log must verify: {}", good.stderr);
+    assert!(good.stdout.starts_with("OK:"), "{}", good.stdout);
+
+    // Line 4 is an Encrypt record (1 CreateKey, then Encrypts; a digest every 4).
+    let names = |out: &hsm_kms_tests::KmsctlOutput, path: &Path, line: usize| {
+        assert!(!out.success, "tampering not detected");
+        let at = format!("{}:{line} ", path.display());
+        assert!(
+            out.stderr.contains(&at),
+            "expected the record at {at} named: {}",
+            out.stderr
+        );
+    };
+    let (out, path, _d) = tampered(&env, |l| l[3] = l[3].replace("Encrypt", "Decrypt"));
+    names(&out, &path, 4);
+    assert!(out.stderr.contains("changed"), "{}", out.stderr);
+    let (out, path, _d) = tampered(&env, |l| {
+        l.remove(3);
+    });
+    names(&out, &path, 4);
+    assert!(out.stderr.contains("deleted"), "{}", out.stderr);
+    let (out, path, _d) = tampered(&env, |l| l.swap(2, 3));
+    names(&out, &path, 3);
+    let (out, path, _d) = tampered(&env, |l| {
+        let copy = l[1].clone();
+        l.insert(6, copy);
+    });
+    names(&out, &path, 7);
+    // Cut at a line boundary: the last records and the closing digest go.
+    let (out, path, _d) = tampered(&env, |l| {
+        let n = l.len();
+        l.truncate(n - 2);
+    });
+    assert!(!out.success, "truncation not detected");
+    assert!(
+        out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("not covered by a signed digest"),
+        "{}",
+        out.stderr
+    );
+    // Cut inside the last line.
+    let (out, path, _d) = tampered(&env, |l| {
+        let last = l.pop().unwrap();
+        l.push(last[..last.len() / 2].to_owned());
+    });
+    assert!(!out.success, "torn record not detected");
+    assert!(
+        out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    // A forged signature, and a key that is not the daemon's.
+    let (out, _path, _d) = tampered(&env, |l| {
+        let last = l.len() - 1;
+        let v: Value = serde_json::from_str(&l[last]).unwrap();
+        let sig = v["signature"].as_str().unwrap().to_owned();
+        let flipped = if sig.starts_with('0') { "1" } else { "0" };
+        l[last] = l[last].replace(&sig, &format!("{flipped}{}", &sig[1..]));
+    });
+    assert!(
+        !out.success && out.stderr.contains("signature"),
+        "{}",
+        out.stderr
+    );
+    let other = verify(&env, &["--public-key", &"ab".repeat(32)], &[&dir]);
+    assert!(!other.success, "verify must fail under another public key");
+}
+
+#[tokio::test]
+async fn acknowledged_calls_are_in_the_log_after_kill9() {
+    let mut env = env_with("durability = \"group\"\n");
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let c = c.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let out = c
+                .encrypt()
+                .key_id(&key)
+                .plaintext(Blob::new(format!("kill9 {i}").into_bytes()))
+                .send()
+                .await
+                .unwrap();
+            out.request_id().unwrap().to_owned()
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.push(t.await.unwrap());
+    }
+    env.kill9_frontend();
+    let records = records(&env);
+    for id in &acknowledged {
+        the_record(&records, id);
+    }
+    // The chain goes on across the crash and verifies once sealed.
+    env.start_frontend().await;
+    ops::create_key(&env.client("alice")).await;
+    env.restart_frontend().await;
+    let dir = audit_dir(&env);
+    let key = std::fs::read_to_string(dir.join("audit-signing-key.pub")).unwrap();
+    let out = verify(&env, &["--public-key", key.trim()], &[&dir]);
+    assert!(out.success, "log after kill -9 and restart: {}", out.stderr);
+}
+
+#[tokio::test]
+async fn request_id_is_in_the_reply_the_record_and_the_daemon_log() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    let mut blob = ops::encrypt(&c, &key, b"x", &[]).await;
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    let body = serde_json::json!({
+        "CiphertextBlob": base64::engine::general_purpose::STANDARD.encode(&blob)
+    });
+    let r = env
+        .raw(RawRequest::kms("Decrypt", body.to_string()).signed_as("alice"))
+        .await;
+    assert_eq!(
+        r.error_type().as_deref(),
+        Some("InvalidCiphertextException")
+    );
+    let id = r.headers["x-amzn-requestid"].to_str().unwrap().to_owned();
+    let rec = the_record(&records(&env), &id).clone();
+    assert_eq!(rec["errorCode"], "InvalidCiphertextException");
+    // The daemon refused the tampered blob and logged it under the same id.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let log = std::fs::read_to_string(env.daemon_log()).unwrap();
+        if log.contains(&id) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon log lacks {id}:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            _ => None,
+        })
+}
+
+#[tokio::test]
+async fn metrics_parse_and_count_the_calls_made() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    let mut blobs = Vec::new();
+    for i in 0..3 {
+        blobs.push(ops::encrypt(&c, &key, format!("p{i}").as_bytes(), &[]).await);
+    }
+    for b in blobs.iter().take(2) {
+        ops::decrypt(&c, b, &[]).await;
+    }
+    let missing = c.describe_key().key_id("alias/none").send().await;
+    assert!(missing.is_err());
+    let unauthenticated = env.raw(RawRequest::kms("ListKeys", "{}").unsigned()).await;
+    assert_eq!(unauthenticated.status, 400);
+
+    let r = env.raw(RawRequest::get("/metrics").unsigned()).await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let count = |op: &str, outcome: &str| {
+        sample(
+            &scrape,
+            "kms_requests_total",
+            &[("operation", op), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(count("CreateKey", "ok"), Some(1.0), "{text}");
+    assert_eq!(count("Encrypt", "ok"), Some(3.0), "{text}");
+    assert_eq!(count("Decrypt", "ok"), Some(2.0), "{text}");
+    assert_eq!(
+        count("DescribeKey", "NotFoundException"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count("Unauthenticated", "MissingAuthenticationTokenException"),
+        Some(1.0),
+        "{text}"
+    );
+    let hsm_encrypts = sample(
+        &scrape,
+        "kms_hsm_requests_total",
+        &[("operation", "Encrypt"), ("outcome", "ok")],
+    );
+    assert_eq!(hsm_encrypts, Some(3.0), "{text}");
+    // Every sample line parsed (histogram buckets merge into one sample each).
+    let lines = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.contains("_bucket{"))
+        .count();
+    let plain = scrape
+        .samples
+        .iter()
+        .filter(|s| !matches!(s.value, prometheus_parse::Value::Histogram(_)))
+        .count();
+    assert_eq!(lines, plain, "lines the parser skipped:\n{text}");
+    assert!(text.ends_with("# EOF\n"));
+    // Latency histograms count every call.
+    let encrypt = [("operation", "Encrypt")];
+    assert_eq!(
+        sample(&scrape, "kms_request_duration_seconds_count", &encrypt),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&scrape, "kms_hsm_round_trip_seconds_count", &encrypt),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(sample(&scrape, "kms_audit_write_seconds_count", &[]).unwrap_or(0.0) >= 7.0);
+    assert_eq!(
+        sample(&scrape, "kms_hsm_daemon_up", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(sample(&scrape, "kms_hsm_daemon_served_requests", &[]).unwrap_or(0.0) >= 6.0);
+    // 7 authenticated calls, each audited before its reply.
+    assert_eq!(
+        sample(&scrape, "kms_audit_records_total", &[]),
+        Some(7.0),
+        "{text}"
+    );
+    assert!(sample(&scrape, "kms_connections_total", &[]).unwrap_or(0.0) >= 1.0);
+    assert!(sample(&scrape, "kms_connections_open", &[]).unwrap_or(0.0) >= 1.0);
+    assert!(!text.contains(&key), "metrics must not name keys");
+    assert!(!text.contains("alice"), "metrics must not name principals");
+}
