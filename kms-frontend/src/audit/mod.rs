@@ -135,3 +135,6 @@ impl Auditor {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bench;

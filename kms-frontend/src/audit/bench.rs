@@ -1,0 +1,96 @@
+//! Audit write latency and throughput, measured (not asserted): run with
+//! `cargo test -p kms-frontend --lib audit::bench -- --ignored --nocapture`.
+//! For each durability setting, `CONCURRENCY` tasks each submit records the
+//! size of a typical Encrypt record to one writer and wait for each, as
+//! requests do; prints records/s and the latency percentiles.
+
+use super::{AuditSettings, Auditor, Durability};
+use crate::hsm_client::HsmClient;
+use std::time::{Duration, Instant};
+
+const RECORDS: usize = 20_000;
+/// `Fsync` syncs every record: fewer, or the run takes minutes.
+const FSYNC_RECORDS: usize = 2_000;
+
+fn body() -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "eventVersion": "1.08",
+        "eventName": "Encrypt",
+        "eventSource": "kms.amazonaws.com",
+        "requestParameters": {"keyId": "1234abcd-12ab-34cd-56ef-1234567890ab",
+                              "encryptionContext": {"purpose": "bench"}},
+    })
+    .to_string()
+    .into_bytes();
+    v.resize(v.len().max(900), b' ');
+    // Keep it a JSON object: the padding goes before the closing brace.
+    let close = v.iter().rposition(|&b| b == b'}').unwrap_or(0);
+    v.remove(close);
+    v.push(b'}');
+    v
+}
+
+async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = AuditSettings {
+        dir: dir.path().join("audit"),
+        durability,
+        max_file_bytes: 1 << 40,
+        digest_every: u64::MAX,
+        digest_interval: Duration::from_secs(3600),
+        stdout: false,
+    };
+    // No daemon: only the final digest is attempted (unsigned).
+    let hsm = HsmClient::new(dir.path().join("no-daemon.sock"));
+    let auditor = Auditor::start(settings, hsm).expect("start");
+    let records = if durability == Durability::Fsync {
+        FSYNC_RECORDS
+    } else {
+        RECORDS
+    };
+    let per_task = records / concurrency;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let a = auditor.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_task);
+            for _ in 0..per_task {
+                let t = Instant::now();
+                a.submit(body()).await.expect("written");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    auditor.shutdown().await;
+    all.sort();
+    (rate, all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run with --ignored --nocapture"]
+async fn audit_write_throughput_and_latency() {
+    for durability in [Durability::None, Durability::Group, Durability::Fsync] {
+        for concurrency in [1, 64] {
+            if durability == Durability::Fsync && concurrency == 1 {
+                continue;
+            }
+            let (rate, lat) = run(durability, concurrency).await;
+            let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+            println!(
+                "durability={durability:?} concurrency={concurrency}: {rate:.0} records/s, \
+                 p50 {:?}, p99 {:?}, max {:?} ({} records of ~900 B)",
+                pct(0.50),
+                pct(0.99),
+                lat[lat.len() - 1],
+                lat.len()
+            );
+        }
+    }
+}
