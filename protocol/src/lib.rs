@@ -29,6 +29,5 @@ pub use frame::{FrameCodec, FrameError, MAX_FRAME_LEN, decode_body, encode_frame
 pub use message::{
     AUDIT_DIGEST_CONTEXT, ClientHello, DataKeySpec, EncryptionContext, KeyRef, KeySpec, KeyToken,
     MAX_PLAINTEXT_LEN, MAX_RANDOM_LEN, MAX_WRAP_MATERIAL_LEN, PROTOCOL_VERSION, Request,
-    RequestFrame, Response,
-    ResponseFrame, SecretBytes, ServerHello, StatusInfo,
+    RequestFrame, Response, ResponseFrame, SecretBytes, ServerHello, StatusInfo,
 };

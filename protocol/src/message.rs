@@ -389,15 +389,6 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         private_blob: Vec<u8>,
     },
-    /// Ed25519 signature (64 bytes) over `AUDIT_DIGEST_CONTEXT || digest`.
-    AuditSignature {
-        #[serde(with = "serde_bytes")]
-        signature: Vec<u8>,
-    },
-    /// The Ed25519 public key that verifies [`Response::AuditSignature`]s.
-    AuditPublicKey {
-        public_key: [u8; 32],
-    },
     /// WrapKey: the `protocol::wrapped` blob.
     Wrapped {
         #[serde(with = "serde_bytes")]
@@ -406,6 +397,15 @@ pub enum Response {
     /// UnwrapKey: the key material.
     Unwrapped {
         material: SecretBytes,
+    },
+    /// Ed25519 signature (64 bytes) over `AUDIT_DIGEST_CONTEXT || digest`.
+    AuditSignature {
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+    },
+    /// The Ed25519 public key that verifies [`Response::AuditSignature`]s.
+    AuditPublicKey {
+        public_key: [u8; 32],
     },
 }
 
