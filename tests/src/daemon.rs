@@ -23,7 +23,11 @@ pub fn call(socket: &Path, request: Request) -> Result<Response, protocol::WireE
     s.write_all(&encode_frame(&ClientHello::current()).expect("hello"))
         .expect("send hello");
     let _: ServerHello = decode_body(&read_frame(&mut s)).expect("server hello");
-    let frame = RequestFrame { id: 1, request };
+    let frame = RequestFrame {
+        id: 1,
+        request_id: [0; 16],
+        request,
+    };
     s.write_all(&encode_frame(&frame).expect("encode"))
         .expect("send");
     let reply: ResponseFrame = decode_body(&read_frame(&mut s)).expect("decode reply");
