@@ -7,8 +7,8 @@
 //! default and the server's JSON with `--json`.
 
 pub mod admin;
-pub mod bench;
 pub mod audit;
+pub mod bench;
 pub mod client;
 pub mod envelope;
 pub mod esdk;
