@@ -14,6 +14,7 @@ use tokio_util::codec::Decoder;
 fn encrypt_request() -> RequestFrame {
     RequestFrame {
         id: 123_456,
+        request_id: [0x5a; 16],
         request: Request::Encrypt {
             key: KeyRef {
                 key_id: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".to_owned(),
