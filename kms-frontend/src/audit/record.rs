@@ -267,6 +267,7 @@ mod tests {
             arn: "arn:aws:iam::111122223333:user/alice".into(),
             account_id: "111122223333".into(),
             access_key_id: "AKIAALICE".into(),
+            admin: false,
         }
     }
 
