@@ -62,6 +62,52 @@ pub(crate) struct SecretArgs {
     pub(crate) dev_plain_key: bool,
 }
 
+/// The raw `backup` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct BackupArgs {
+    /// State directory holding the master key to back up.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: PathBuf,
+    /// Number of shares N to split the backup key into (2..=255).
+    #[arg(long, value_name = "N")]
+    pub(crate) shares: u32,
+    /// Number of shares M that restore needs (2..=N).
+    #[arg(long, value_name = "M")]
+    pub(crate) threshold: u32,
+    /// Directory to write backup.hkb and the share files into (created 0700
+    /// if missing; existing files are never overwritten).
+    #[arg(long, value_name = "OUTDIR")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+}
+
+/// The raw `restore` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RestoreArgs {
+    /// New state directory to restore the master key into (created 0700).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: PathBuf,
+    /// The backup file (backup.hkb).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) backup: PathBuf,
+    /// A share file (repeat, or list several): at least the threshold.
+    #[arg(long = "share", value_name = "FILE", num_args = 1.., required = true)]
+    pub(crate) shares: Vec<PathBuf>,
+    /// The operator secret that seals the restored key (or --dev-plain-key).
+    #[command(flatten)]
+    pub(crate) secret: SecretArgs,
+    /// Argon2id memory cost in KiB for the new sealed file.
+    #[arg(long, value_name = "KIB", default_value_t = crate::seal::KdfParams::DEFAULT.m_kib)]
+    pub(crate) kdf_memory_kib: u32,
+    /// Argon2id passes for the new sealed file.
+    #[arg(long, value_name = "N", default_value_t = crate::seal::KdfParams::DEFAULT.t)]
+    pub(crate) kdf_iterations: u32,
+    /// Argon2id lanes for the new sealed file.
+    #[arg(long, value_name = "N", default_value_t = crate::seal::KdfParams::DEFAULT.p)]
+    pub(crate) kdf_parallelism: u32,
+}
+
 /// Validated configuration for `serve`.
 #[derive(Debug, Clone)]
 pub(crate) struct ServeConfig {
@@ -133,7 +179,7 @@ fn resolve_group(name: &str) -> Result<Gid, StartupError> {
 
 /// Refuses `path` unless it is a directory (or a regular file) that only its
 /// owner can reach.
-fn check_private(path: &Path, dir: bool) -> Result<(), StartupError> {
+pub(crate) fn check_private(path: &Path, dir: bool) -> Result<(), StartupError> {
     let meta = std::fs::metadata(path).map_err(|e| StartupError::io(path, e))?;
     if dir && !meta.is_dir() {
         return Err(StartupError::WrongKind {

@@ -10,6 +10,7 @@
 
 mod asym;
 mod audit_key;
+mod backup;
 mod config;
 mod crypto;
 mod error;
@@ -75,6 +76,12 @@ enum Cmd {
     Init(InitArgs),
     /// Serve the HSM protocol on a Unix socket.
     Serve(ServeArgs),
+    /// Export the master key wrapped under a fresh backup key split into N
+    /// Shamir shares, M of which restore it.
+    Backup(config::BackupArgs),
+    /// Restore a master key into a new state directory from a backup and at
+    /// least M of its shares.
+    Restore(config::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +108,8 @@ fn main() {
     let result = match cli.command {
         Cmd::Init(args) => init(args),
         Cmd::Serve(args) => serve(args),
+        Cmd::Backup(args) => backup::backup(args).map_err(Into::into),
+        Cmd::Restore(args) => backup::restore(args).map_err(Into::into),
     };
     if let Err(e) = result {
         eprintln!("hsm-daemon: {e:#}");
