@@ -244,6 +244,31 @@ fn check_split(m: u32, n: u32) -> Result<(u8, u8), BackupError> {
     Ok((m, n))
 }
 
+/// `backup.hkb` (format 1) carries one master key of generation 1, as
+/// `init` writes it (`HKMSSK01` sealed, `HKMSMK01` plain). A key file in any
+/// other format -- one rewritten by a master-key rotation, which may hold two
+/// keys while the rotation is in progress, other generations and a carried
+/// audit seed -- is refused here, before anything is unsealed, rather than
+/// backed up as something `restore` would bring back differently.
+fn require_single_key_format(path: &Path) -> Result<(), BackupError> {
+    let mut magic = [0u8; 8];
+    match File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
+        // Too short to have a magic: `keyfile::check` names what is wrong.
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) => return Err(BackupError::io(path, e)),
+        Ok(()) => {}
+    }
+    if magic == *crate::seal::MAGIC || magic == *keyfile::MAGIC {
+        return Ok(());
+    }
+    Err(BackupError::Usage(format!(
+        "{}: backup takes a master key file holding one key as `init` writes it \
+         (HKMSSK01 sealed or HKMSMK01 plain); this file is in another format (a master-key \
+         rotation in progress or done rewrites it so), which this backup format cannot carry",
+        path.display()
+    )))
+}
+
 /// The file name of share `k` of `n`.
 pub(crate) fn share_file_name(k: u8, n: u8) -> String {
     format!("share-{k}-of-{n}.hks")
@@ -259,6 +284,7 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
     crate::config::check_private(&args.state_dir, true)?;
     let key_path = keyfile::path_in(&args.state_dir);
     crate::config::check_private(&key_path, false)?;
+    require_single_key_format(&key_path)?;
     let format = keyfile::check(&key_path)?;
     let source = secret::resolve(args.secret.secret_file, args.secret.secret_fd)?;
 
@@ -337,6 +363,33 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_files_other_than_a_single_init_key_are_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("master.key");
+        for (magic, ok) in [
+            (b"HKMSSK01", true),
+            (b"HKMSMK01", true),
+            (b"HKMSSK02", false),
+            (b"HKMSMK02", false),
+        ] {
+            let mut bytes = magic.to_vec();
+            bytes.extend_from_slice(&[0u8; 88]);
+            std::fs::write(&path, &bytes).expect("write");
+            let got = require_single_key_format(&path);
+            assert_eq!(got.is_ok(), ok, "{:?}", String::from_utf8_lossy(magic));
+            if let Err(e) = got {
+                assert!(e.to_string().contains("rotation"), "{e}");
+            }
+        }
+        std::fs::write(&path, b"HKMS").expect("write");
+        assert!(
+            require_single_key_format(&path).is_ok(),
+            "short: left to keyfile::check"
+        );
+        assert!(keyfile::check(&path).is_err());
+    }
 
     #[test]
     fn split_parameters_are_checked_with_clear_messages() {

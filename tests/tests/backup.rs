@@ -445,3 +445,21 @@ fn backup_of_a_sealed_key_needs_the_right_secret() {
     );
     assert!(!out.exists(), "output written without the master key");
 }
+
+/// A key file rewritten by a master-key rotation (format 2: other
+/// generations, a carried audit seed, two keys while the rotation runs) is
+/// refused before anything is unsealed: `backup.hkb` carries one key of
+/// generation 1, as `init` writes it.
+#[test]
+fn backup_refuses_a_key_file_written_by_a_rotation() {
+    let env = TestEnv::start();
+    let key = env.master_key_path();
+    let mut v2 = fs::read(&key).unwrap();
+    v2[..8].copy_from_slice(b"HKMSSK02");
+    write_private(&key, &v2);
+    let out = env.dir().join("backup");
+    let o = backup(&env, &out, 3, 2);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("rotation"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
