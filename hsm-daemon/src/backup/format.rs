@@ -283,6 +283,40 @@ pub(crate) fn open_backup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes, and any single-byte change to valid files: an error
+        /// or a value, never a panic, never a wrong key accepted.
+        #[test]
+        fn parsers_never_panic(
+            junk in proptest::collection::vec(any::<u8>(), 0..400),
+            at in any::<usize>(),
+            flip in 1u8..,
+        ) {
+            let _ = parse_share(&junk);
+            let _ = parse_backup(&junk);
+            let mut out = [0u8; KEY_LEN];
+            let _ = open_backup(&junk, &[0u8; KEY_LEN], &mut out);
+
+            let (share, _) = encode_share(BackupId([1; ID_LEN]), 2, 3, &point(1, 5));
+            let mut s = *share;
+            s[at % SHARE_LEN] ^= flip;
+            prop_assert!(parse_share(&s).is_err());
+
+            let header = BackupHeader {
+                id: BackupId([2; ID_LEN]),
+                m: 2,
+                n: 2,
+                checks: vec![[0; CHECK_LEN]; 2],
+            };
+            let key = [7u8; KEY_LEN];
+            let mut file = seal_backup(&header, &key, &[9u8; KEY_LEN]).expect("seal");
+            let len = file.len();
+            file[at % len] ^= flip;
+            prop_assert!(open_backup(&file, &key, &mut out).is_err());
+        }
+    }
 
     fn point(x: u8, b: u8) -> SharePoint {
         SharePoint {
