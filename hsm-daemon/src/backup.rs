@@ -274,6 +274,43 @@ pub(crate) fn share_file_name(k: u8, n: u8) -> String {
     format!("share-{k}-of-{n}.hks")
 }
 
+/// Restores from the files about to be written, with the first M and the
+/// last M shares, and compares with `master`: a backup that cannot be
+/// restored must fail now, not on the day it is needed.
+fn self_check(
+    wrapped: &[u8],
+    shares: &[Zeroizing<[u8; format::SHARE_LEN]>],
+    m: u8,
+    master: &[u8; KEY_LEN],
+) -> Result<(), BackupError> {
+    let failed = || {
+        BackupError::Usage(
+            "self-check failed: the new backup does not restore the master key; nothing written"
+                .into(),
+        )
+    };
+    let parsed = shares
+        .iter()
+        .map(|s| format::parse_share(s.as_slice()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| failed())?;
+    let m_us = usize::from(m);
+    for pick in [&parsed[..m_us], &parsed[parsed.len() - m_us..]] {
+        let points: Vec<_> = pick.iter().map(|s| &s.point).collect();
+        let mut key = LockedKey::new("backup key")?;
+        shamir::combine(&points, m, key.get_mut()?)?;
+        let mut back = LockedKey::new("master key")?;
+        format::open_backup(wrapped, key.get()?, back.get_mut()?).map_err(|_| failed())?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            back.get()?.as_slice(),
+            master.as_slice(),
+        )) {
+            return Err(failed());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `hsm-daemon backup`: prints the backup id and the files written.
 ///
 /// # Errors
@@ -326,6 +363,7 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
             }
         })?;
     drop(backup_key);
+    self_check(&wrapped, &shares, m, master.get()?)?;
     drop(master);
     // The key schedules and copies made while sealing were on this stack.
     crate::secure_mem::stack::scrub();
@@ -389,6 +427,35 @@ mod tests {
             "short: left to keyfile::check"
         );
         assert!(keyfile::check(&path).is_err());
+    }
+
+    #[test]
+    fn self_check_catches_a_backup_that_would_not_restore() {
+        let key = [0x31u8; KEY_LEN];
+        let master = [0x42u8; KEY_LEN];
+        let id = BackupId([5; format::ID_LEN]);
+        let (shares, checks): (Vec<_>, Vec<_>) = shamir::split(&key, 2, 3)
+            .expect("split")
+            .iter()
+            .map(|p| format::encode_share(id, 2, 3, p))
+            .unzip();
+        let header = BackupHeader {
+            id,
+            m: 2,
+            n: 3,
+            checks,
+        };
+        let wrapped = format::seal_backup(&header, &key, &master).expect("seal");
+        self_check(&wrapped, &shares, 2, &master).expect("good backup");
+        let msg = self_check(&wrapped, &shares, 2, &[0x43u8; KEY_LEN])
+            .expect_err("other master")
+            .to_string();
+        assert!(msg.contains("self-check failed"), "{msg}");
+        let other = format::seal_backup(&header, &[0x32u8; KEY_LEN], &master).expect("seal");
+        assert!(
+            self_check(&other, &shares, 2, &master).is_err(),
+            "other key"
+        );
     }
 
     #[test]
