@@ -18,7 +18,6 @@ use crate::auth::{Credential, Verifier};
 use crate::error::KmsError;
 use crate::principal::Principal;
 use crate::service::Kms;
-use crate::service::principals::require_admin;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +118,7 @@ async fn handle(
         }
         "ListPrincipals" => {
             let _: AdminRequest = decode(body)?;
-            require_admin(principal, "ListPrincipals")?;
+            kms.require_admin(principal, "ListPrincipals")?;
             let mut out = Vec::new();
             for p in verifier.principals() {
                 let source = if kms.is_runtime_principal(&p.arn).await {

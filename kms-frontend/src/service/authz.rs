@@ -1,9 +1,13 @@
 //! The one authorization function every KMS operation calls:
-//! [`Core::authorize`] (principal, [`Action`], key, request facts) ->
+//! `Core::authorize` (principal, [`Action`], key, request facts) ->
 //! allowed, or AccessDeniedException in AWS's form. It evaluates the key's
 //! cached policy and grants (no database, no HSM), logs every decision as a
-//! structured `authz` event, and hands it to an optional [`DecisionSink`]
-//! (the audit log's hook). A new operation adds one [`Action`] variant and
+//! structured `authz` event, and hands it, as an [`Authorization`], to the
+//! [`DecisionSink`] of the request being served (the audit log's per-request
+//! collector, installed with [`with_decision_sink`]). Checks that are not
+//! key-policy decisions (administrator-only operations, grants retired by
+//! their retiring principal) go through `Core::record_authorization` so
+//! they reach the same sink. A new operation adds one [`Action`] variant and
 //! one `authorize` call.
 //!
 //! Who the account root of a key policy stands for: this service has no
@@ -18,11 +22,120 @@ use super::cache::KeyEntry;
 use crate::error::KmsError;
 use crate::policy::{Action, Basis, Decision, Facts, evaluate};
 use crate::principal::Principal;
+use std::future::Future;
+use std::sync::Arc;
 
-/// Receives every authorization decision (the audit log implements it).
+/// Receives the authorization decisions of one request (the audit log's
+/// collector implements it).
 pub trait DecisionSink: Send + Sync + std::fmt::Debug {
     /// Called once per decision, after it is made and before the reply.
-    fn record(&self, decision: &Decision);
+    fn record(&self, decision: &Authorization);
+}
+
+tokio::task_local! {
+    /// The sink of the request this task serves.
+    static REQUEST_SINK: Arc<dyn DecisionSink>;
+}
+
+/// Runs `f` with `sink` receiving every decision made while serving it,
+/// including those made on the blocking write thread (`Kms::write` carries
+/// the sink there). Concurrent requests each have their own sink.
+pub async fn with_decision_sink<F: Future>(sink: Arc<dyn DecisionSink>, f: F) -> F::Output {
+    REQUEST_SINK.scope(sink, f).await
+}
+
+/// The current request's sink, to carry onto another thread.
+pub(crate) fn current_sink() -> Option<Arc<dyn DecisionSink>> {
+    REQUEST_SINK.try_with(Arc::clone).ok()
+}
+
+/// Runs `f` (synchronously, e.g. on a blocking thread) with `sink` as the
+/// request's sink.
+pub(crate) fn in_sink_scope<R>(sink: Option<Arc<dyn DecisionSink>>, f: impl FnOnce() -> R) -> R {
+    match sink {
+        Some(sink) => REQUEST_SINK.sync_scope(sink, f),
+        None => f(),
+    }
+}
+
+/// Why a request was allowed or denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// A key policy statement: an Allow, or (when denied) an explicit Deny.
+    /// Its Sid, if any, and 1-based position.
+    Statement { sid: Option<String>, index: usize },
+    /// A grant on the key, by grant id.
+    Grant(String),
+    /// Nothing allowed the request (an implicit deny).
+    NoAllow,
+    /// The caller is an administrator of this KMS.
+    Administrator,
+    /// An administrator-only operation, and the caller is not one.
+    NotAdministrator,
+    /// A grant allowed CreateGrant, but the new grant asks for operations
+    /// that grant does not hold.
+    GrantExceeded(String),
+    /// The caller is the retiring principal of this grant.
+    RetiringPrincipal(String),
+    /// The caller asked about itself (ListRetirableGrants).
+    SamePrincipal,
+}
+
+impl From<&Basis> for Reason {
+    fn from(b: &Basis) -> Self {
+        match b {
+            Basis::Statement { sid, index } => Self::Statement {
+                sid: sid.clone(),
+                index: *index,
+            },
+            Basis::Grant(id) => Self::Grant(id.clone()),
+            Basis::NoAllow => Self::NoAllow,
+        }
+    }
+}
+
+/// One authorization decision, as logged and handed to a [`DecisionSink`]:
+/// who, what, on which resource, the outcome and what decided it. Holds no
+/// request values (no encryption context).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    /// The caller's ARN.
+    pub principal: String,
+    /// `kms:Encrypt`, or `hsm-kms-admin:CreatePrincipal` for admin checks.
+    pub action: String,
+    /// The key ARN; the principal ARN asked about (ListRetirableGrants);
+    /// the account root ARN for principal management.
+    pub resource: String,
+    pub allowed: bool,
+    pub reason: Reason,
+}
+
+impl Authorization {
+    /// A key-policy decision.
+    pub(crate) fn of(d: &Decision) -> Self {
+        Self {
+            principal: d.principal.clone(),
+            action: d.action.to_string(),
+            resource: d.key_arn.clone(),
+            allowed: d.allowed,
+            reason: Reason::from(&d.basis),
+        }
+    }
+
+    /// `Sid X`, `statement N`, `grant ID`, `none`, ... for logs.
+    pub fn decided_by(&self) -> String {
+        match &self.reason {
+            Reason::Statement { sid: Some(s), .. } => format!("Sid {s}"),
+            Reason::Statement { sid: None, index } => format!("statement {index}"),
+            Reason::Grant(id) => format!("grant {id}"),
+            Reason::NoAllow => "none".into(),
+            Reason::Administrator => "administrator".into(),
+            Reason::NotAdministrator => "not an administrator".into(),
+            Reason::GrantExceeded(id) => format!("beyond the operations of grant {id}"),
+            Reason::RetiringPrincipal(id) => format!("retiring principal of grant {id}"),
+            Reason::SamePrincipal => "same principal".into(),
+        }
+    }
 }
 
 /// Request facts beyond principal, action and key.
@@ -104,19 +217,51 @@ impl Core {
                 .any(|g| g.grantee == principal.arn)
     }
 
-    /// Logs and hands on a decision.
+    /// Logs and hands on a key-policy decision.
     pub(crate) fn record(&self, d: &Decision) {
+        self.record_authorization(&Authorization::of(d));
+    }
+
+    /// Logs a decision and hands it to the current request's sink.
+    pub(crate) fn record_authorization(&self, a: &Authorization) {
         tracing::info!(
             target: "authz",
-            principal = %d.principal,
-            action = %d.action,
-            key = %d.key_arn,
-            allowed = d.allowed,
-            decided_by = %d.decided_by(),
+            principal = %a.principal,
+            action = %a.action,
+            resource = %a.resource,
+            allowed = a.allowed,
+            decided_by = %a.decided_by(),
             "authorization decision"
         );
-        if let Some(sink) = self.decision_sink.get() {
-            sink.record(d);
+        match current_sink() {
+            Some(sink) => sink.record(a),
+            None => tracing::debug!("authorization decision outside a request: not audited"),
+        }
+    }
+
+    /// Refuses a caller that is not an administrator (principal
+    /// management); the decision is recorded either way.
+    pub(crate) fn require_admin(&self, caller: &Principal, action: &str) -> Result<(), KmsError> {
+        let a = Authorization {
+            principal: caller.arn.clone(),
+            action: format!("hsm-kms-admin:{action}"),
+            resource: format!("arn:aws:iam::{}:root", self.account_id),
+            allowed: caller.admin,
+            reason: if caller.admin {
+                Reason::Administrator
+            } else {
+                Reason::NotAdministrator
+            },
+        };
+        self.record_authorization(&a);
+        if caller.admin {
+            Ok(())
+        } else {
+            Err(KmsError::AccessDenied(format!(
+                "User: {} is not authorized to perform: hsm-kms-admin:{action} because only \
+                 administrators may manage principals",
+                caller.arn
+            )))
         }
     }
 

@@ -6,7 +6,7 @@
 //! request; `GrantTokens` parameters are therefore accepted and only checked
 //! for shape.
 
-use super::authz::{Extra, denied};
+use super::authz::{Authorization, Extra, Reason, denied};
 use super::resolve::Accept;
 use super::{Kms, Page, paginate};
 use crate::error::KmsError;
@@ -248,20 +248,16 @@ fn is_grant_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A grant allowed CreateGrant: the new grant may not exceed it.
-fn check_child_operations(
-    d: &Decision,
-    parent: Option<&Arc<Grant>>,
-    ops: &[Action],
-) -> Result<(), KmsError> {
-    if let (Basis::Grant(_), Some(parent)) = (&d.basis, parent)
-        && !ops.iter().all(|o| parent.operations.contains(o))
-    {
-        let mut refused = d.clone();
-        refused.allowed = false;
-        return Err(denied(&refused));
+/// Whether a CreateGrant allowed by grant `d.basis` asks for more than that
+/// grant allows (a grant may not hand on operations it does not hold).
+fn exceeds_parent(d: &Decision, grants: &[Arc<Grant>], ops: &[Action]) -> bool {
+    match &d.basis {
+        Basis::Grant(id) => grants
+            .iter()
+            .find(|g| &g.grant_id == id)
+            .is_some_and(|parent| !ops.iter().all(|o| parent.operations.contains(o))),
+        _ => false,
     }
-    Ok(())
 }
 
 impl Kms {
@@ -297,10 +293,20 @@ impl Kms {
                 context: None,
                 grant_operations: Some(&ops),
             };
-            let d = core.authorize(&principal, &entry, Action::CreateGrant, extra)?;
+            let mut d = core.decide(&principal, &entry, Action::CreateGrant, extra);
             let grants = core.cache.grants_of(&entry.meta.key_id);
-            if let Basis::Grant(id) = &d.basis {
-                check_child_operations(&d, grants.iter().find(|g| &g.grant_id == id), &ops)?;
+            if d.allowed && exceeds_parent(&d, &grants, &ops) {
+                d.allowed = false;
+                let mut a = Authorization::of(&d);
+                if let Basis::Grant(id) = &d.basis {
+                    a.reason = Reason::GrantExceeded(id.clone());
+                }
+                core.record_authorization(&a);
+                return Err(denied(&d));
+            }
+            core.record(&d);
+            if !d.allowed {
+                return Err(denied(&d));
             }
             if entry.meta.key_state == crate::store::KeyState::PendingDeletion {
                 return Err(super::resolve::pending_deletion(&entry));
@@ -403,7 +409,21 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<GrantListEntry>, KmsError> {
         check_principal_arn(retiring_principal, "RetiringPrincipal")?;
-        if !(principal.admin || principal.arn == retiring_principal) {
+        let allowed = principal.admin || principal.arn == retiring_principal;
+        self.core.record_authorization(&Authorization {
+            principal: principal.arn.clone(),
+            action: Action::ListRetirableGrants.to_string(),
+            resource: retiring_principal.to_owned(),
+            allowed,
+            reason: if principal.arn == retiring_principal {
+                Reason::SamePrincipal
+            } else if principal.admin {
+                Reason::Administrator
+            } else {
+                Reason::NoAllow
+            },
+        });
+        if !allowed {
             return Err(KmsError::AccessDenied(format!(
                 "User: {} is not authorized to perform: kms:ListRetirableGrants on resource: {} \
                  because no identity-based policy allows the kms:ListRetirableGrants action",
@@ -468,22 +488,32 @@ impl Kms {
                 ));
             }
         };
-        let allowed = principal.admin
-            || grant.retiring.as_deref() == Some(principal.arn.as_str())
-            || (grant.grantee == principal.arn && grant.operations.contains(&Action::RetireGrant));
-        let d = Decision {
-            principal: principal.arn.clone(),
-            action: Action::RetireGrant,
-            key_arn: self.core.key_arn(&grant.key_id),
-            allowed,
-            basis: if allowed {
-                Basis::Grant(grant.grant_id.clone())
-            } else {
-                Basis::NoAllow
-            },
+        let reason = if grant.retiring.as_deref() == Some(principal.arn.as_str()) {
+            Reason::RetiringPrincipal(grant.grant_id.clone())
+        } else if grant.grantee == principal.arn && grant.operations.contains(&Action::RetireGrant)
+        {
+            Reason::Grant(grant.grant_id.clone())
+        } else if principal.admin {
+            Reason::Administrator
+        } else {
+            Reason::NoAllow
         };
-        self.core.record(&d);
+        let allowed = reason != Reason::NoAllow;
+        self.core.record_authorization(&Authorization {
+            principal: principal.arn.clone(),
+            action: Action::RetireGrant.to_string(),
+            resource: self.core.key_arn(&grant.key_id),
+            allowed,
+            reason,
+        });
         if !allowed {
+            let d = Decision {
+                principal: principal.arn.clone(),
+                action: Action::RetireGrant,
+                key_arn: self.core.key_arn(&grant.key_id),
+                allowed,
+                basis: Basis::NoAllow,
+            };
             return Err(denied(&d));
         }
         self.remove_grant(grant, principal, "retired").await

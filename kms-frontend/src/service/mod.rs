@@ -33,12 +33,11 @@ use crate::error::KmsError;
 use crate::hsm_client::{HsmClient, HsmError};
 use crate::policy::{Policy, default_policy_text};
 use crate::store::{SqliteStore, Store, StoreError};
-use authz::DecisionSink;
 use cache::Cache;
 use clock::{Clock, SystemClock};
 use protocol::{Request, Response};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Settings the service needs from the frontend's config.
 #[derive(Debug, Clone)]
@@ -57,7 +56,6 @@ pub(crate) struct Core {
     pub cache: Cache,
     /// The default key policy of this account, parsed once.
     pub default_policy: Arc<Policy>,
-    decision_sink: OnceLock<Arc<dyn DecisionSink>>,
     /// Runtime principals and the system key of their secrets.
     principals: tokio::sync::Mutex<principals::PrincipalState>,
     store: Arc<dyn Store>,
@@ -164,7 +162,6 @@ impl Kms {
                 account_id,
                 cache,
                 default_policy,
-                decision_sink: OnceLock::new(),
                 principals: tokio::sync::Mutex::new(principal_state),
                 store,
                 writer: Mutex::new(()),
@@ -190,17 +187,6 @@ impl Kms {
         self.core.now()
     }
 
-    /// Installs the receiver of every authorization decision (once).
-    ///
-    /// # Errors
-    /// Gives the sink back when one is already installed.
-    pub fn set_decision_sink(
-        &self,
-        sink: Arc<dyn DecisionSink>,
-    ) -> Result<(), Arc<dyn DecisionSink>> {
-        self.core.decision_sink.set(sink)
-    }
-
     /// The HSM client, for health checks.
     pub fn hsm(&self) -> &HsmClient {
         &self.hsm
@@ -222,16 +208,20 @@ impl Kms {
 
     /// Runs `f` on a blocking thread under the writer lock. `f` checks
     /// against the cache, commits, and updates the cache; it runs to the end
-    /// even if the request is cancelled.
+    /// even if the request is cancelled. The request's decision sink goes
+    /// with it, so decisions made in `f` are audited with the request.
     async fn write<R, F>(&self, f: F) -> Result<R, KmsError>
     where
         R: Send + 'static,
         F: FnOnce(&Core) -> Result<R, KmsError> + Send + 'static,
     {
         let core = Arc::clone(&self.core);
+        let sink = authz::current_sink();
         tokio::task::spawn_blocking(move || {
-            let _writer = core.writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&core)
+            authz::in_sink_scope(sink, || {
+                let _writer = core.writer.lock().unwrap_or_else(|e| e.into_inner());
+                f(&core)
+            })
         })
         .await
         .map_err(|e| KmsError::Internal(format!("write task failed: {e}")))?

@@ -70,22 +70,16 @@ pub(crate) fn check_name(name: &str) -> Result<(), KmsError> {
     }
 }
 
-/// Refuses a caller that is not an administrator.
-pub(crate) fn require_admin(caller: &Principal, action: &str) -> Result<(), KmsError> {
-    if caller.admin {
-        Ok(())
-    } else {
-        tracing::info!(target: "authz", principal = %caller.arn, action, allowed = false,
-            decided_by = "not an administrator", "authorization decision");
-        Err(KmsError::AccessDenied(format!(
-            "User: {} is not authorized to perform: hsm-kms-admin:{action} because only \
-             administrators may manage principals",
-            caller.arn
-        )))
-    }
-}
-
 impl Kms {
+    /// Refuses a caller that is not an administrator; the decision is
+    /// audited with the request.
+    ///
+    /// # Errors
+    /// AccessDenied for a caller that is not an administrator.
+    pub fn require_admin(&self, caller: &Principal, action: &str) -> Result<(), KmsError> {
+        self.core.require_admin(caller, action)
+    }
+
     /// The ARN a principal named `name` gets in this account.
     pub fn user_arn(&self, name: &str) -> String {
         format!("arn:aws:iam::{}:user/{name}", self.core.account_id)
@@ -190,7 +184,7 @@ impl Kms {
         admin: bool,
         taken: impl Fn(&str) -> bool,
     ) -> Result<PrincipalSecret, KmsError> {
-        require_admin(caller, "CreatePrincipal")?;
+        self.core.require_admin(caller, "CreatePrincipal")?;
         check_name(name)?;
         let arn = self.user_arn(name);
         let mut state = self.core.principals.lock().await;
@@ -254,7 +248,7 @@ impl Kms {
         name: &str,
         in_config: impl Fn(&str) -> bool,
     ) -> Result<String, KmsError> {
-        require_admin(caller, "DeletePrincipal")?;
+        self.core.require_admin(caller, "DeletePrincipal")?;
         check_name(name)?;
         let arn = self.user_arn(name);
         let mut state = self.core.principals.lock().await;

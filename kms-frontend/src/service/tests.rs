@@ -744,3 +744,93 @@ async fn round_trip_with_real_daemon() {
     let random = kms.generate_random(Some(64)).await.expect("random");
     assert_eq!(random.len(), 64);
 }
+
+/// The decisions one request's sink received.
+#[derive(Debug, Default)]
+struct Seen(Mutex<Vec<authz::Authorization>>);
+
+impl authz::DecisionSink for Seen {
+    fn record(&self, a: &authz::Authorization) {
+        self.0.lock().expect("lock").push(a.clone());
+    }
+}
+
+impl Seen {
+    fn summary(&self) -> Vec<(String, String, bool, authz::Reason)> {
+        let seen = self.0.lock().expect("lock");
+        seen.iter()
+            .map(|a| {
+                (
+                    a.action.clone(),
+                    a.resource.clone(),
+                    a.allowed,
+                    a.reason.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_reach_their_own_requests_sink_also_from_write_threads() {
+    let f = fixture().await;
+    let (a, b) = (Arc::new(Seen::default()), Arc::new(Seen::default()));
+    let kms = f.kms.clone();
+    let first = tokio::spawn(authz::with_decision_sink(a.clone(), async move {
+        // CreateGrant decides on the blocking write thread.
+        kms.create_grant(
+            &alice(),
+            grants::CreateGrantInput {
+                key_id: K1.into(),
+                grantee_principal: bob().arn,
+                operations: vec!["Encrypt".into()],
+                ..grants::CreateGrantInput::default()
+            },
+        )
+        .await
+        .expect("grant");
+        kms.describe_key(&alice(), K2).await.expect("describe");
+    }));
+    let kms = f.kms.clone();
+    let second = tokio::spawn(authz::with_decision_sink(b.clone(), async move {
+        kms.describe_key(&bob(), K1).await.expect_err("denied");
+    }));
+    first.await.expect("first");
+    second.await.expect("second");
+    // Outside any request: logged only, no sink gets it.
+    f.kms.describe_key(&alice(), K1).await.expect("describe");
+
+    let default_sid = Some("Enable IAM User Permissions".to_owned());
+    assert_eq!(
+        a.summary(),
+        vec![
+            (
+                "kms:CreateGrant".into(),
+                arn(K1),
+                true,
+                authz::Reason::Statement {
+                    sid: default_sid.clone(),
+                    index: 1
+                }
+            ),
+            (
+                "kms:DescribeKey".into(),
+                arn(K2),
+                true,
+                authz::Reason::Statement {
+                    sid: default_sid,
+                    index: 1
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        b.summary(),
+        vec![(
+            "kms:DescribeKey".into(),
+            arn(K1),
+            false,
+            authz::Reason::NoAllow
+        )]
+    );
+}
