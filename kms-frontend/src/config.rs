@@ -54,6 +54,11 @@ pub struct Config {
     /// Pipelined connections to hsm-daemon (see `hsm_client`).
     #[serde(default = "default_hsm_connections")]
     pub hsm_connections: usize,
+    /// Seconds a request may take to be read, authenticated and handled
+    /// (writing its audit record is not cut short); past it the client gets
+    /// a 500 and the audit record says so.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
     #[serde(default)]
@@ -205,6 +210,10 @@ fn default_hsm_connections() -> usize {
     DEFAULT_HSM_CONNECTIONS
 }
 
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+
 impl fmt::Debug for PrincipalConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrincipalConfig")
@@ -228,6 +237,7 @@ impl fmt::Debug for Config {
             .field("worker_threads", &self.worker_threads)
             .field("max_connections", &self.max_connections)
             .field("hsm_connections", &self.hsm_connections)
+            .field("request_timeout_secs", &self.request_timeout_secs)
             .field("tls", &self.tls)
             .field("principals", &self.principals)
             .field("scheduler_interval_secs", &self.scheduler_interval_secs)
@@ -329,6 +339,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.hsm_connections) {
             return invalid("hsm_connections must be between 1 and 64".into());
+        }
+        if !(1..=3600).contains(&self.request_timeout_secs) {
+            return invalid("request_timeout_secs must be between 1 and 3600".into());
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());

@@ -126,6 +126,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let settings = ServerSettings {
         max_body_bytes: config.max_body_bytes,
         max_connections: config.max_connections,
+        request_timeout: std::time::Duration::from_secs(config.request_timeout_secs),
         wallet_root_key: config.wallet_root_key.clone(),
         ..ServerSettings::default()
     };

@@ -16,15 +16,21 @@
 //! the request's tracing span (with principal and operation), its audit
 //! record and the daemon's log lines; errors carry `x-amzn-ErrorType`; 5xx
 //! bodies are generic. Every authenticated call (KMS, admin, wallet) is
-//! audited before its reply is sent; a call whose record cannot be written
-//! gets a 500 instead of its result (fail closed). One log line per
+//! audited before its reply is sent, after the authorization decisions made
+//! for it (collected per request through a task-local
+//! `service::authz::DecisionSink`); a call whose records cannot be written
+//! gets a 500 instead of its result (fail closed). The request timeout
+//! bounds reading, authentication and handling, not the audit write, so a
+//! call that times out is audited once, with the 500 the client gets.
+//! `/metrics` counts `POST /` and the REST routes. One log line per
 //! request. The KMS operations themselves are left to `api` and `service`.
 
 use crate::api::{AwsReply, admin, aws_json, rest};
-use crate::audit::{ApiCall, Auditor};
+use crate::audit::{ApiCall, Auditor, Collector};
 use crate::auth::{RequestParts, Verifier};
 use crate::hsm_client::HsmClient;
 use crate::service::Kms;
+use crate::service::authz::{self, DecisionSink};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -179,6 +185,17 @@ struct LogFields {
     operation: Option<String>,
 }
 
+/// What a request's handlers share besides the app.
+struct Ctx<'a> {
+    request_id: &'a str,
+    peer: SocketAddr,
+    /// Reading, authenticating and handling must be done by then; writing
+    /// the audit record is not cut short (see [`timed_out`]).
+    deadline: tokio::time::Instant,
+    /// The authorization decisions made for this request.
+    decisions: &'a Collector,
+}
+
 /// Handles one request from `peer`; never fails, never panics on bad input.
 pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
     let start = Instant::now();
@@ -189,28 +206,28 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut log = LogFields::default();
-    let timeout = app.settings.request_timeout;
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         principal = tracing::field::Empty,
         operation = tracing::field::Empty,
     );
-    let routed = crate::hsm_client::with_request_id(
+    let decisions = Arc::new(Collector::default());
+    let ctx = Ctx {
+        request_id: &request_id,
+        peer,
+        deadline: tokio::time::Instant::now() + app.settings.request_timeout,
+        decisions: &decisions,
+    };
+    let sink: Arc<dyn DecisionSink> = decisions.clone();
+    let (reply, content_type) = crate::hsm_client::with_request_id(
         *uuid.as_bytes(),
-        tokio::time::timeout(timeout, route(app, req, &request_id, peer, &mut log)),
+        authz::with_decision_sink(sink, route(app, req, &ctx, &mut log)),
     )
     .instrument(span.clone())
     .await;
-    let (reply, content_type) = match routed {
-        Ok(r) => r,
-        Err(_) => (
-            AwsReply::error(500, "KMSInternalException", "The request timed out."),
-            AMZ_JSON,
-        ),
-    };
     let response = to_response(reply, content_type, &request_id);
-    if method == Method::POST && path == "/" {
+    if (method == Method::POST && path == "/") || rest::is_rest_path(&path) {
         crate::metrics::global().request(
             &metric_operation(&log, response.headers().get("x-amzn-errortype")),
             response
@@ -235,6 +252,15 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     response
 }
 
+/// The reply of a request that ran past its deadline.
+fn timed_out(content_type: &'static str) -> AwsReply {
+    if content_type == REST_JSON {
+        rest::error(500, "KMSInternalException", "The request timed out.")
+    } else {
+        AwsReply::error(500, "KMSInternalException", "The request timed out.")
+    }
+}
+
 /// The operation label of a KMS request: bounded to names the API knew.
 fn metric_operation(log: &LogFields, error: Option<&HeaderValue>) -> String {
     match (&log.principal, &log.operation) {
@@ -251,19 +277,15 @@ fn metric_operation(log: &LogFields, error: Option<&HeaderValue>) -> String {
 async fn route(
     app: &App,
     req: Request<Incoming>,
-    request_id: &str,
-    peer: SocketAddr,
+    ctx: &Ctx<'_>,
     log: &mut LogFields,
 ) -> (AwsReply, &'static str) {
     let path = req.uri().path();
     match (req.method(), path) {
         (&Method::GET, "/health") => (health(app).await, "application/json"),
         (&Method::GET, "/metrics") => (metrics(app).await, crate::metrics::CONTENT_TYPE),
-        (&Method::POST, "/") => (kms_request(app, req, request_id, peer, log).await, AMZ_JSON),
-        (_, p) if rest::is_rest_path(p) => (
-            rest_request(app, req, request_id, peer, log).await,
-            REST_JSON,
-        ),
+        (&Method::POST, "/") => (kms_request(app, req, ctx, log).await, AMZ_JSON),
+        (_, p) if rest::is_rest_path(p) => (rest_request(app, req, ctx, log).await, REST_JSON),
         (_, "/" | "/health" | "/metrics") => (
             AwsReply::error(
                 405,
@@ -311,18 +333,24 @@ async fn metrics(app: &App) -> AwsReply {
     AwsReply::ok(m.encode().into_bytes())
 }
 
+/// One `POST /` request: body, SigV4, then the KMS or admin operation, all
+/// before the deadline; then the audit records (not cut short).
 async fn kms_request(
     app: &App,
     req: Request<Incoming>,
-    request_id: &str,
-    peer: SocketAddr,
+    ctx: &Ctx<'_>,
     log: &mut LogFields,
 ) -> AwsReply {
+    let request_id = ctx.request_id;
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, app.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
+    let body =
+        match tokio::time::timeout_at(ctx.deadline, read_body(body, app.settings.max_body_bytes))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(reply)) => return reply,
+            Err(_) => return timed_out(AMZ_JSON),
+        };
     let request = RequestParts {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -350,7 +378,7 @@ async fn kms_request(
     let admin_target = raw_target.filter(|t| t.starts_with(admin::TARGET_PREFIX));
     let target =
         raw_target.filter(|t| t.len() > TARGET_PREFIX.len() && t.starts_with(TARGET_PREFIX));
-    let reply = match (admin_target, target) {
+    let dispatched = match (admin_target, target) {
         (Some(t), _) => {
             let op: String = t
                 .chars()
@@ -359,7 +387,11 @@ async fn kms_request(
                 .collect();
             tracing::Span::current().record("operation", op.as_str());
             log.operation = Some(op);
-            admin::dispatch(&app.kms, &app.verifier, &principal, request_id, t, &body).await
+            tokio::time::timeout_at(
+                ctx.deadline,
+                admin::dispatch(&app.kms, &app.verifier, &principal, request_id, t, &body),
+            )
+            .await
         }
         (None, Some(target)) => {
             let op: String = target[TARGET_PREFIX.len()..]
@@ -369,14 +401,21 @@ async fn kms_request(
                 .collect();
             tracing::Span::current().record("operation", op.as_str());
             log.operation = Some(op);
-            aws_json::dispatch(&app.kms, &principal, request_id, target, &body).await
+            tokio::time::timeout_at(
+                ctx.deadline,
+                aws_json::dispatch(&app.kms, &principal, request_id, target, &body),
+            )
+            .await
         }
-        (None, None) => AwsReply::error(
+        (None, None) => Ok(AwsReply::error(
             400,
             "UnknownOperationException",
             "Missing or unknown X-Amz-Target; expected TrentService.<Operation>.",
-        ),
+        )),
     };
+    // Past the deadline the operation is abandoned (a store write already
+    // under way still completes) and the record says what the client gets.
+    let reply = dispatched.unwrap_or_else(|_| timed_out(AMZ_JSON));
     // What the client will see: 5xx bodies generic, in the record too.
     let reply = if reply.status >= 500 {
         generic_reply(reply)
@@ -385,13 +424,13 @@ async fn kms_request(
     };
     let audited = Audited {
         request_id,
-        peer,
+        peer: ctx.peer,
         operation: log.operation.as_deref().unwrap_or("Unknown"),
         principal: &principal,
         headers: &parts.headers,
         body: &body,
     };
-    audit(app, &audited, reply).await
+    audit(app, &audited, ctx.decisions, reply).await
 }
 
 /// One wallet REST request: body, the same SigV4 authentication as the
@@ -400,15 +439,18 @@ async fn kms_request(
 async fn rest_request(
     app: &App,
     req: Request<Incoming>,
-    request_id: &str,
-    peer: SocketAddr,
+    ctx: &Ctx<'_>,
     log: &mut LogFields,
 ) -> AwsReply {
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, app.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
+    let body =
+        match tokio::time::timeout_at(ctx.deadline, read_body(body, app.settings.max_body_bytes))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(reply)) => return reply,
+            Err(_) => return timed_out(REST_JSON),
+        };
     let request = RequestParts {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -433,34 +475,43 @@ async fn rest_request(
         }
     };
     log.principal = Some(principal.arn.clone());
-    log.operation = Some(format!(
-        "rest:{}",
-        parts.uri.path().split('/').nth(1).unwrap_or("")
-    ));
-    let reply = rest::dispatch(
-        &app.kms,
-        &principal,
-        app.settings.wallet_root_key.as_deref(),
-        parts.method.as_str(),
-        parts.uri.path(),
-        parts.uri.query(),
-        &body,
+    tracing::Span::current().record("principal", principal.arn.as_str());
+    let route = rest::operation(parts.method.as_str(), parts.uri.path());
+    tracing::Span::current().record("operation", route);
+    log.operation = Some(route.to_owned());
+    let reply = tokio::time::timeout_at(
+        ctx.deadline,
+        rest::dispatch(
+            &app.kms,
+            &principal,
+            app.settings.wallet_root_key.as_deref(),
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query(),
+            &body,
+        ),
     )
-    .await;
-    let operation = format!(
-        "rest:{} /{}",
-        parts.method,
-        parts.uri.path().split('/').nth(1).unwrap_or("")
-    );
+    .await
+    .unwrap_or_else(|_| timed_out(REST_JSON));
+    // A method the route does not serve is named as sent (bounded).
+    let operation = if route == rest::UNKNOWN_OPERATION {
+        format!(
+            "rest:{} /{}",
+            parts.method.as_str().chars().take(16).collect::<String>(),
+            parts.uri.path().split('/').nth(1).unwrap_or("")
+        )
+    } else {
+        route.to_owned()
+    };
     let audited = Audited {
-        request_id,
-        peer,
+        request_id: ctx.request_id,
+        peer: ctx.peer,
         operation: &operation,
         principal: &principal,
         headers: &parts.headers,
         body: &body,
     };
-    audit(app, &audited, reply).await
+    audit(app, &audited, ctx.decisions, reply).await
 }
 
 /// What an authenticated call's audit record is made of, besides the reply.
@@ -473,9 +524,10 @@ struct Audited<'a> {
     body: &'a [u8],
 }
 
-/// Writes the call's audit record; the reply goes out only if it is
-/// written (otherwise a generic 500: fail closed).
-async fn audit(app: &App, a: &Audited<'_>, reply: AwsReply) -> AwsReply {
+/// Writes the records of the call's authorization decisions, then the
+/// call's own record; the reply goes out only if they are written
+/// (otherwise a generic 500: fail closed).
+async fn audit(app: &App, a: &Audited<'_>, decisions: &Collector, reply: AwsReply) -> AwsReply {
     let call = ApiCall {
         request_id: a.request_id,
         time: time::OffsetDateTime::now_utc(),
@@ -491,7 +543,7 @@ async fn audit(app: &App, a: &Audited<'_>, reply: AwsReply) -> AwsReply {
         response_body: &reply.body,
         error_code: reply.error_type,
     };
-    match app.audit.record(&call).await {
+    match app.audit.record(&call, &decisions.take()).await {
         Ok(()) => reply,
         Err(e) => {
             tracing::error!(error = %e, "audit record not written; withholding the reply");

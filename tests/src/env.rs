@@ -52,6 +52,8 @@ pub struct EnvOptions {
     pub max_body_bytes: Option<usize>,
     /// `scheduler_interval_secs` in the frontend config.
     pub scheduler_interval_secs: Option<u64>,
+    /// `request_timeout_secs` in the frontend config.
+    pub request_timeout_secs: Option<u64>,
     /// Give the frontend a `dev_clock_offset_file` (see
     /// [`TestEnv::advance_clock`]).
     pub dev_clock: bool,
@@ -373,6 +375,9 @@ impl TestEnv {
         }
         if let Some(secs) = self.opts.scheduler_interval_secs {
             toml.push_str(&format!("scheduler_interval_secs = {secs}\n"));
+        }
+        if let Some(secs) = self.opts.request_timeout_secs {
+            toml.push_str(&format!("request_timeout_secs = {secs}\n"));
         }
         if self.opts.dev_clock {
             toml.push_str(&format!(

@@ -1,8 +1,11 @@
 //! The audit trail and observability, black-box: every API call leaves
-//! exactly one CloudTrail-shaped record with no secret in it; `kmsctl audit
-//! verify` catches every kind of tampering and names the record; records of
-//! acknowledged calls survive kill -9; request ids reach the daemon's logs;
-//! `/metrics` parses and its counters match the calls made.
+//! exactly one CloudTrail-shaped record with no secret in it, preceded by
+//! one record per authorization decision made for it (same requestID, the
+//! deciding statement or grant named); `kmsctl audit verify` catches every
+//! kind of tampering and names the record; records of acknowledged calls
+//! survive kill -9; a call that times out is audited with the error the
+//! client got; request ids reach the daemon's logs; `/metrics` parses and
+//! its counters match the calls made, REST calls included.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -55,10 +58,15 @@ fn all_log_bytes(env: &TestEnv) -> Vec<u8> {
         .collect()
 }
 
+/// `eventType` of API-call records and of authorization decision records.
+const CALL: &str = "AwsApiCall";
+const DECISION: &str = "AwsApiCallAuthorization";
+
+/// The one API-call record of `request_id`.
 fn the_record<'a>(records: &'a [Value], request_id: &str) -> &'a Value {
     let found: Vec<&Value> = records
         .iter()
-        .filter(|r| r["requestID"] == request_id)
+        .filter(|r| r["requestID"] == request_id && r["eventType"] == CALL)
         .collect();
     assert_eq!(
         found.len(),
@@ -66,6 +74,36 @@ fn the_record<'a>(records: &'a [Value], request_id: &str) -> &'a Value {
         "records for request {request_id}: {found:?}"
     );
     found[0]
+}
+
+/// The decision records of `request_id`, checking that they and the call's
+/// record are consecutive lines with the call's record last.
+fn decisions_of<'a>(records: &'a [Value], request_id: &str) -> Vec<&'a Value> {
+    let mine: Vec<(usize, &Value)> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["requestID"] == request_id)
+        .collect();
+    let (last, call) = *mine.last().expect("records of the request");
+    assert_eq!(
+        call["eventType"], CALL,
+        "the call's record comes last: {mine:?}"
+    );
+    let first = last + 1 - mine.len();
+    assert!(
+        mine.iter().enumerate().all(|(k, (i, _))| *i == first + k),
+        "a call's records are consecutive lines: {mine:?}"
+    );
+    let decisions: Vec<&Value> = mine[..mine.len() - 1].iter().map(|(_, r)| *r).collect();
+    for d in &decisions {
+        assert_eq!(d["eventType"], DECISION, "{d}");
+        assert_eq!(d["eventName"], call["eventName"], "{d}");
+        assert_eq!(d["userIdentity"], call["userIdentity"], "{d}");
+        assert_eq!(d["eventSource"], "kms.amazonaws.com");
+        assert!(d.get("requestParameters").is_none(), "{d}");
+        assert_ne!(d["eventID"], call["eventID"]);
+    }
+    decisions
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -321,11 +359,17 @@ async fn every_operation_leaves_one_record_with_cloudtrail_fields_and_no_secret(
     assert_eq!(r["errorCode"], "NotFoundException");
     assert!(r["errorMessage"].as_str().is_some_and(|m| !m.is_empty()));
 
-    let api_records = records
-        .iter()
-        .filter(|r| r["eventType"] == "AwsApiCall")
-        .count();
+    // One API-call record per call, no more (the decision records made
+    // for the calls are counted apart).
+    let api_records = records.iter().filter(|r| r["eventType"] == CALL).count();
     assert_eq!(api_records, calls.len() + 1, "one record per call, no more");
+    let kinds = [CALL, DECISION, "HsmKmsDigest"];
+    assert!(
+        records
+            .iter()
+            .all(|r| kinds.contains(&r["eventType"].as_str().unwrap_or(""))),
+        "only call, decision and digest records"
+    );
 
     let bytes = all_log_bytes(&env);
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -393,7 +437,8 @@ async fn verify_names_the_first_edited_deleted_reordered_inserted_or_truncated_r
     assert!(good.success, "untouched log must verify: {}", good.stderr);
     assert!(good.stdout.starts_with("OK:"), "{}", good.stdout);
 
-    // Line 4 is an Encrypt record (1 CreateKey, then Encrypts; a digest every 4).
+    // Line 4 is an Encrypt's decision record (1 CreateKey, then per Encrypt
+    // its decision and its call record; a digest once 4 are uncovered).
     let names = |out: &hsm_kms_tests::KmsctlOutput, path: &Path, line: usize| {
         assert!(!out.success, "tampering not detected");
         let at = format!("{}:{line} ", path.display());
@@ -537,6 +582,302 @@ async fn request_id_is_in_the_reply_the_record_and_the_daemon_log() {
     }
 }
 
+/// The request id of a raw reply.
+fn request_id(r: &hsm_kms_tests::RawResponse) -> String {
+    r.headers["x-amzn-requestid"].to_str().unwrap().to_owned()
+}
+
+fn encrypt_body(key: &str) -> String {
+    serde_json::json!({
+        "KeyId": key,
+        "Plaintext": base64::engine::general_purpose::STANDARD.encode(b"decided"),
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn allowed_encrypt_leaves_one_allow_decision_then_its_call_record() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let alice = env.principal("alice").clone();
+    let key = ops::create_key(&c).await;
+    let out = c
+        .encrypt()
+        .key_id(&key)
+        .plaintext(Blob::new(b"allowed".to_vec()))
+        .encryption_context("tenant", "ctx-value-91f2")
+        .send()
+        .await
+        .unwrap();
+    let id = out.request_id().unwrap().to_owned();
+    let records = records(&env);
+    let call = the_record(&records, &id);
+    assert_eq!(call["eventName"], "Encrypt");
+    assert!(call.get("errorCode").is_none(), "{call}");
+    let decisions = decisions_of(&records, &id);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let d = decisions[0];
+    assert_eq!(d["userIdentity"]["arn"], alice.arn.as_str());
+    assert_eq!(
+        d["userIdentity"]["accessKeyId"],
+        alice.access_key_id.as_str()
+    );
+    let a = &d["authorization"];
+    assert_eq!(a["action"], "kms:Encrypt");
+    assert_eq!(a["resource"], hsm_kms_tests::key_arn(&key).as_str());
+    assert_eq!(a["decision"], "Allow");
+    assert_eq!(a["reason"], "PolicyAllow");
+    assert_eq!(a["statementSid"], "Enable IAM User Permissions");
+    assert_eq!(d["resources"][0]["ARN"], a["resource"]);
+    // The context is the call record's to carry, not the decision's.
+    assert!(!d.to_string().contains("ctx-value-91f2"), "{d}");
+}
+
+#[tokio::test]
+async fn denied_calls_leave_a_deny_decision_naming_why_and_an_access_denied_record() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let bob = env.principal("bob").clone();
+    let open_key = ops::create_key(&c).await;
+    let fenced_key = ops::create_key(&c).await;
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{}:root", hsm_kms_tests::ACCOUNT_ID)},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "DenyBobEncrypt", "Effect": "Deny",
+             "Principal": {"AWS": bob.arn.as_str()},
+             "Action": "kms:Encrypt", "Resource": "*"},
+        ],
+    });
+    c.put_key_policy()
+        .key_id(&fenced_key)
+        .policy_name("default")
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let mut denied = Vec::new();
+    for (key, reason) in [(&open_key, "NoAllow"), (&fenced_key, "ExplicitDeny")] {
+        let r = env
+            .raw(RawRequest::kms("Encrypt", encrypt_body(key)).signed_as("bob"))
+            .await;
+        assert_eq!(r.error_type().as_deref(), Some("AccessDeniedException"));
+        let id = request_id(&r);
+        let records = records(&env);
+        let call = the_record(&records, &id);
+        assert_eq!(call["errorCode"], "AccessDeniedException");
+        assert_eq!(call["userIdentity"]["arn"], bob.arn.as_str());
+        let decisions = decisions_of(&records, &id);
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        let a = &decisions[0]["authorization"];
+        assert_eq!(a["decision"], "Deny");
+        assert_eq!(a["reason"], reason, "{a}");
+        assert_eq!(a["action"], "kms:Encrypt");
+        assert_eq!(a["resource"], hsm_kms_tests::key_arn(key).as_str());
+        denied.push(id);
+    }
+    let all = records(&env);
+    let explicit = &decisions_of(&all, &denied[1])[0]["authorization"];
+    assert_eq!(explicit["statementSid"], "DenyBobEncrypt");
+    assert_eq!(explicit["statementIndex"], 2);
+
+    // An administrator-only operation: the admin check is a decision too.
+    let r = env
+        .admin_call("bob", "ListPrincipals", serde_json::json!({}))
+        .await;
+    assert_eq!(r.error_type().as_deref(), Some("AccessDeniedException"));
+    let id = request_id(&r);
+    let records = records(&env);
+    assert_eq!(
+        the_record(&records, &id)["errorCode"],
+        "AccessDeniedException"
+    );
+    let decisions = decisions_of(&records, &id);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let a = &decisions[0]["authorization"];
+    assert_eq!(a["action"], "hsm-kms-admin:ListPrincipals");
+    assert_eq!(a["decision"], "Deny");
+    assert_eq!(a["reason"], "NotAdministrator");
+    denied.push(id);
+
+    // `kmsctl audit --decision deny` shows exactly these, and the table
+    // names the reason.
+    let dir = audit_dir(&env);
+    let out = env.kmsctl(
+        "alice",
+        ["audit", "--json", "--decision", "deny"]
+            .iter()
+            .copied()
+            .chain([dir.to_str().unwrap()]),
+    );
+    assert!(out.success, "{}", out.stderr);
+    let shown: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = shown
+        .iter()
+        .map(|r| r["requestID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, denied.iter().map(String::as_str).collect::<Vec<_>>());
+    let table = env.kmsctl(
+        "alice",
+        ["audit", "--decision", "deny", dir.to_str().unwrap()],
+    );
+    assert!(
+        table
+            .stdout
+            .contains("Deny: ExplicitDeny (Sid DenyBobEncrypt)"),
+        "{}",
+        table.stdout
+    );
+    let calls = env.kmsctl(
+        "alice",
+        ["audit", "--json", "--calls", dir.to_str().unwrap()],
+    );
+    assert!(
+        calls
+            .stdout
+            .lines()
+            .all(|l| l.contains("\"eventType\":\"AwsApiCall\"")),
+        "{}",
+        calls.stdout
+    );
+}
+
+#[tokio::test]
+async fn grant_based_allow_names_the_grant() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let bob = env.principal("bob").clone();
+    let key = ops::create_key(&c).await;
+    let grant = c
+        .create_grant()
+        .key_id(&key)
+        .grantee_principal(bob.arn.as_str())
+        .operations(aws_sdk_kms::types::GrantOperation::Encrypt)
+        .send()
+        .await
+        .unwrap();
+    let grant_id = grant.grant_id().unwrap().to_owned();
+    let out = env
+        .client("bob")
+        .encrypt()
+        .key_id(hsm_kms_tests::key_arn(&key))
+        .plaintext(Blob::new(b"granted".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let id = out.request_id().unwrap().to_owned();
+    let records = records(&env);
+    let decisions = decisions_of(&records, &id);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let a = &decisions[0]["authorization"];
+    assert_eq!(a["decision"], "Allow");
+    assert_eq!(a["reason"], "GrantAllow");
+    assert_eq!(a["grantId"], grant_id.as_str());
+    assert_eq!(decisions[0]["userIdentity"]["arn"], bob.arn.as_str());
+}
+
+#[tokio::test]
+async fn re_encrypt_leaves_one_decision_per_key_it_needs() {
+    let env = TestEnv::start();
+    let c = env.client("alice");
+    let source = ops::create_key(&c).await;
+    let destination = ops::create_key(&c).await;
+    let blob = ops::encrypt(&c, &source, b"moving", &[]).await;
+    let out = c
+        .re_encrypt()
+        .ciphertext_blob(Blob::new(blob))
+        .destination_key_id(&destination)
+        .send()
+        .await
+        .unwrap();
+    let id = out.request_id().unwrap().to_owned();
+    let records = records(&env);
+    let decided: Vec<(String, String, String)> = decisions_of(&records, &id)
+        .iter()
+        .map(|d| {
+            let a = &d["authorization"];
+            (
+                a["action"].as_str().unwrap().to_owned(),
+                a["resource"].as_str().unwrap().to_owned(),
+                a["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        vec![
+            (
+                "kms:ReEncryptFrom".to_owned(),
+                hsm_kms_tests::key_arn(&source),
+                "Allow".to_owned()
+            ),
+            (
+                "kms:ReEncryptTo".to_owned(),
+                hsm_kms_tests::key_arn(&destination),
+                "Allow".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(the_record(&records, &id)["eventName"], "ReEncrypt");
+}
+
+#[tokio::test]
+async fn a_call_that_times_out_is_audited_once_with_the_error_the_client_got() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    // The daemon's replies are held back (SIGSTOP) past the frontend's
+    // 1-second request timeout, well short of the HSM client's own 5 s.
+    let env = TestEnv::start_with(EnvOptions {
+        request_timeout_secs: Some(1),
+        ..EnvOptions::default()
+    });
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    let daemon = Pid::from_raw(i32::try_from(env.daemon_pid()).unwrap());
+    kill(daemon, Signal::SIGSTOP).unwrap();
+    let r = env
+        .raw(RawRequest::kms("Encrypt", encrypt_body(&key)).signed_as("alice"))
+        .await;
+    kill(daemon, Signal::SIGCONT).unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(r.error_type().as_deref(), Some("KMSInternalException"));
+    let id = request_id(&r);
+    let records = records(&env);
+    let call = the_record(&records, &id);
+    assert_eq!(call["eventName"], "Encrypt");
+    assert_eq!(call["errorCode"], "KMSInternalException", "{call}");
+    assert_eq!(call["errorMessage"], r.json()["message"], "{call}");
+    assert_eq!(call["responseElements"], Value::Null);
+    // The authorization made before the HSM stalled is on record too.
+    let decisions = decisions_of(&records, &id);
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["authorization"]["decision"], "Allow");
+    // The daemon is back: the next call goes through.
+    ops::encrypt(&c, &key, b"after", &[]).await;
+}
+
+/// A wallet REST `POST path` with a JSON body, signed as alice.
+fn rest_request(path: &str, body: Value) -> RawRequest {
+    RawRequest {
+        method: "POST".into(),
+        path: path.into(),
+        target: None,
+        content_type: Some("application/json".into()),
+        body: body.to_string().into_bytes(),
+        sign_as: Some("alice".into()),
+        http1: false,
+        body_override: None,
+        extra_headers: Vec::new(),
+    }
+}
+
 fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
@@ -566,6 +907,19 @@ async fn metrics_parse_and_count_the_calls_made() {
     assert!(missing.is_err());
     let unauthenticated = env.raw(RawRequest::kms("ListKeys", "{}").unsigned()).await;
     assert_eq!(unauthenticated.status, 400);
+    // A wallet REST call is counted under its route's operation name.
+    let rest = env
+        .raw(rest_request(
+            "/generateDataKey",
+            serde_json::json!({ "rootKey": key }),
+        ))
+        .await;
+    assert_eq!(
+        rest.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&rest.body)
+    );
 
     let r = env.raw(RawRequest::get("/metrics").unsigned()).await;
     assert_eq!(r.status, 200);
@@ -588,6 +942,20 @@ async fn metrics_parse_and_count_the_calls_made() {
     );
     assert_eq!(
         count("Unauthenticated", "MissingAuthenticationTokenException"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count("rest:POST /generateDataKey", "ok"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &scrape,
+            "kms_request_duration_seconds_count",
+            &[("operation", "rest:POST /generateDataKey")]
+        ),
         Some(1.0),
         "{text}"
     );
@@ -621,17 +989,19 @@ async fn metrics_parse_and_count_the_calls_made() {
         Some(3.0),
         "{text}"
     );
-    assert!(sample(&scrape, "kms_audit_write_seconds_count", &[]).unwrap_or(0.0) >= 7.0);
+    assert!(sample(&scrape, "kms_audit_write_seconds_count", &[]).unwrap_or(0.0) >= 8.0);
     assert_eq!(
         sample(&scrape, "kms_hsm_daemon_up", &[]),
         Some(1.0),
         "{text}"
     );
     assert!(sample(&scrape, "kms_hsm_daemon_served_requests", &[]).unwrap_or(0.0) >= 6.0);
-    // 7 authenticated calls, each audited before its reply.
+    // 8 authenticated calls, each audited before its reply, and the 6
+    // authorization decisions they needed (3 Encrypt, 2 Decrypt, the REST
+    // GenerateDataKey; CreateKey needs none, the missing alias none).
     assert_eq!(
         sample(&scrape, "kms_audit_records_total", &[]),
-        Some(7.0),
+        Some(14.0),
         "{text}"
     );
     assert!(sample(&scrape, "kms_connections_total", &[]).unwrap_or(0.0) >= 1.0);

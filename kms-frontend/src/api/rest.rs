@@ -31,6 +31,25 @@ pub fn is_rest_path(path: &str) -> bool {
     ) || path.starts_with("/key/")
 }
 
+/// The operation name of a route a method does not serve.
+pub const UNKNOWN_OPERATION: &str = "rest:Unknown";
+
+/// The operation name of a REST request, as the audit log (`eventName`)
+/// and the metrics (`operation` label) name it: `rest:POST /key`,
+/// `rest:GET /key`, `rest:POST /generateDataKey`, ... A bounded set:
+/// anything else is [`UNKNOWN_OPERATION`].
+pub fn operation(method: &str, path: &str) -> &'static str {
+    match (method, path) {
+        ("POST", "/key") => "rest:POST /key",
+        ("GET", p) if p.starts_with("/key/") => "rest:GET /key",
+        ("POST", "/generateDataKey") => "rest:POST /generateDataKey",
+        ("POST", "/decryptDataKey") => "rest:POST /decryptDataKey",
+        ("POST", "/wrapKey") => "rest:POST /wrapKey",
+        ("POST", "/unwrapKey") => "rest:POST /unwrapKey",
+        _ => UNKNOWN_OPERATION,
+    }
+}
+
 /// A REST error reply.
 pub fn error(status: u16, code: &'static str, message: &str) -> AwsReply {
     AwsReply {

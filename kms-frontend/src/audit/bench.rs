@@ -57,7 +57,7 @@ async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>)
             let mut lat = Vec::with_capacity(per_task);
             for _ in 0..per_task {
                 let t = Instant::now();
-                a.submit(body()).await.expect("written");
+                a.submit(vec![body()]).await.expect("written");
                 lat.push(t.elapsed());
             }
             lat

@@ -1,19 +1,24 @@
-//! The audit trail: one CloudTrail-shaped JSON record per API call, written
+//! The audit trail: one CloudTrail-shaped JSON record per API call, preceded
+//! by one record per authorization decision made for it, written
 //! append-only, hash-chained and periodically signed by hsm-daemon, before
 //! the reply is sent.
 //!
 //! [`Auditor`] is the handle requests use: [`Auditor::record`] builds the
-//! record (`record`), hands it to the single writer thread (`writer`) and
-//! waits until it is written and as durable as [`Durability`] says. If it
+//! call's decision records (`decision`) and its own record (`record`),
+//! hands them together to the single writer thread (`writer`), which writes
+//! them as consecutive lines, and waits until they are written and as
+//! durable as [`Durability`] says. If it
 //! cannot be written the caller must not send the operation's result (the
 //! server answers 500: fail closed). The file format and the hash chain are
 //! `chain`'s; checking a log offline is `verify`'s.
 
 pub mod chain;
+pub mod decision;
 pub mod record;
 pub mod verify;
 mod writer;
 
+pub use decision::{Collector, DECISION_EVENT_TYPE, Decided};
 pub use record::ApiCall;
 
 use crate::hsm_client::HsmClient;
@@ -30,7 +35,7 @@ const QUEUE_DEPTH: usize = 8192;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
-    /// `fdatasync` after every record.
+    /// `fdatasync` after every call's records (its decisions and itself).
     Fsync,
     /// One `fdatasync` per group of records written together (default).
     Group,
@@ -100,20 +105,31 @@ impl Auditor {
         Ok(Self { tx })
     }
 
-    /// Records one call; returns once the record is written.
+    /// Records one call: a record per decision in `decisions` (in order),
+    /// then the call's own record, as consecutive lines; returns once all
+    /// are written.
     ///
     /// # Errors
-    /// [`AuditError`]: the record is not in the log.
-    pub async fn record(&self, call: &ApiCall<'_>) -> Result<(), AuditError> {
-        let body = record::event(call).to_string().into_bytes();
-        self.submit(body).await
+    /// [`AuditError`]: the records are not in the log.
+    pub async fn record(
+        &self,
+        call: &ApiCall<'_>,
+        decisions: &[Decided],
+    ) -> Result<(), AuditError> {
+        let mut bodies: Vec<Vec<u8>> = decisions
+            .iter()
+            .map(|d| decision::event(call, d).to_string().into_bytes())
+            .collect();
+        bodies.push(record::event(call).to_string().into_bytes());
+        self.submit(bodies).await
     }
 
-    /// Queues an already serialized record (a JSON object).
-    pub(crate) async fn submit(&self, body: Vec<u8>) -> Result<(), AuditError> {
+    /// Queues already serialized records (JSON objects), to be written as
+    /// consecutive lines.
+    pub(crate) async fn submit(&self, bodies: Vec<Vec<u8>>) -> Result<(), AuditError> {
         let (done, rx) = oneshot::channel();
         let pending = writer::Pending {
-            body,
+            bodies,
             submitted: Instant::now(),
             done,
         };

@@ -4,7 +4,7 @@
 //! The record is built generically from the call's operation name, its JSON
 //! request body and its JSON reply, so a new operation is audited without
 //! new code. Request and response fields are copied only from an allow list
-//! ([`REQUEST_FIELDS`], [`RESPONSE_FIELDS`]), renamed to CloudTrail's
+//! (`REQUEST_FIELDS`, `RESPONSE_FIELDS`), renamed to CloudTrail's
 //! camelCase: plaintexts, ciphertext blobs, data keys, messages, signatures,
 //! MACs, import material and grant tokens are never on it, so they never
 //! reach the log whatever the operation. The chain fields (`sequence`,
@@ -136,7 +136,7 @@ pub(crate) fn read_only(operation: &str) -> bool {
     PREFIXES.iter().any(|p| operation.starts_with(p))
 }
 
-fn user_identity(p: &Principal) -> Value {
+pub(crate) fn user_identity(p: &Principal) -> Value {
     let (kind, name) = match p.arn.rsplit_once(":role/") {
         Some((_, name)) => ("AssumedRole", name),
         None => (
@@ -163,6 +163,12 @@ fn key_arn(id: &str, region: &str, account: &str) -> Option<String> {
     is_uuid.then(|| format!("arn:aws:kms:{region}:{account}:key/{id}"))
 }
 
+/// The `resources` entry of a key ARN; `None` for anything else.
+pub(crate) fn key_arn_resource(arn: &str, account: &str) -> Option<Value> {
+    (arn.starts_with("arn:aws:kms:") && arn.contains(":key/"))
+        .then(|| json!({ "accountId": account, "type": "AWS::KMS::Key", "ARN": arn }))
+}
+
 fn resources(
     request: &Map<String, Value>,
     response: &Map<String, Value>,
@@ -185,8 +191,8 @@ fn resources(
     for f in ["KeyId", "SourceKeyId", "TargetKeyId", "DestinationKeyId"] {
         add(request.get(f));
     }
-    arns.into_iter()
-        .map(|arn| json!({ "accountId": account, "type": "AWS::KMS::Key", "ARN": arn }))
+    arns.iter()
+        .filter_map(|arn| key_arn_resource(arn, account))
         .collect()
 }
 

@@ -4,10 +4,12 @@
 //! the runtime's `hsm_client`) every N records, after an idle interval,
 //! before each rotation and at shutdown.
 //!
-//! Group commit: the thread takes the first queued record, then everything
-//! else queued at that moment (up to [`MAX_BATCH`]), writes them with one
-//! `write` and, with [`Durability::Group`], one `fdatasync`, then wakes every
-//! waiter. [`Durability::Fsync`] syncs each record on its own;
+//! Group commit: the thread takes the first queued submission (one call's
+//! records), then everything else queued at that moment (up to
+//! [`MAX_BATCH`] submissions), writes them with one `write` and, with
+//! [`Durability::Group`], one `fdatasync`, then wakes every waiter. A
+//! submission's records are always consecutive lines.
+//! [`Durability::Fsync`] syncs each submission on its own;
 //! [`Durability::None`] only writes (the page cache survives kill -9 of this
 //! process, not a power loss). The file format is `chain`'s.
 
@@ -21,14 +23,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most records written by one `write`.
+/// Most submissions written by one `write`.
 pub(crate) const MAX_BATCH: usize = 1024;
 /// How long a digest signature may take before the digest is written unsigned.
 const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A record waiting to be written.
+/// One call's records waiting to be written.
 pub(crate) struct Pending {
-    pub(crate) body: Vec<u8>,
+    pub(crate) bodies: Vec<Vec<u8>>,
     pub(crate) submitted: Instant,
     pub(crate) done: oneshot::Sender<Result<(), AuditError>>,
 }
@@ -233,19 +235,23 @@ impl Writer {
         let mut batch = batch.into_iter().peekable();
         while batch.peek().is_some() {
             let chunk: Vec<Pending> = batch.by_ref().take(group).collect();
-            let bodies: Vec<&[u8]> = chunk.iter().map(|p| p.body.as_slice()).collect();
+            let bodies: Vec<&[u8]> = chunk
+                .iter()
+                .flat_map(|p| p.bodies.iter().map(Vec::as_slice))
+                .collect();
             let result = self.append(&bodies);
             let metrics = crate::metrics::global();
             match &result {
                 Ok(()) => {
                     let now = Instant::now();
                     for p in &chunk {
-                        metrics.audit_written(1, now.duration_since(p.submitted));
+                        metrics
+                            .audit_written(p.bodies.len() as u64, now.duration_since(p.submitted));
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, records = chunk.len(), "audit write failed");
-                    metrics.audit_failed(chunk.len() as u64);
+                    tracing::error!(error = %e, records = bodies.len(), "audit write failed");
+                    metrics.audit_failed(bodies.len() as u64);
                 }
             }
             for p in chunk {

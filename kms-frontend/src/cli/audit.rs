@@ -1,10 +1,13 @@
 //! `kmsctl audit`: read the audit log offline. `kmsctl audit verify PATH...`
 //! checks the hash chain and the digest signatures and names the first bad
 //! record (exit status 1); `kmsctl audit [FILTERS] PATH...` prints the
-//! records that match as a table (or JSON lines with `--json`). A PATH is a
+//! records that match as a table (or JSON lines with `--json`): API calls
+//! and the authorization decisions made for them (an `authz` row before
+//! its call, same request id), digests on request. A PATH is a
 //! log file or a directory of them. Verification is `audit::verify`'s; this
 //! module parses arguments, reads files and prints.
 
+use crate::audit::DECISION_EVENT_TYPE;
 use crate::audit::chain::{self, DIGEST_EVENT_TYPE};
 use crate::audit::verify::{self, Options};
 use anyhow::{Context, bail};
@@ -71,10 +74,23 @@ pub struct FilterArgs {
     /// Include digest records.
     #[arg(long)]
     pub digests: bool,
+    /// Only API-call records (no authorization decisions).
+    #[arg(long, conflicts_with = "decision")]
+    pub calls: bool,
+    /// Only authorization decision records with this outcome.
+    #[arg(long, value_enum, value_name = "OUTCOME")]
+    pub decision: Option<DecisionFilter>,
     /// Print matching records as JSON lines instead of a table (the
     /// global `--json`).
     #[arg(skip)]
     pub json: bool,
+}
+
+/// `--decision`: which decision records to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DecisionFilter {
+    Allow,
+    Deny,
 }
 
 /// Runs `kmsctl audit`.
@@ -180,9 +196,26 @@ fn text(v: Option<&Value>) -> String {
 
 /// Whether `record` passes every filter.
 pub fn matches(record: &Value, f: &FilterArgs) -> bool {
-    let is_digest = record.get("eventType").and_then(Value::as_str) == Some(DIGEST_EVENT_TYPE);
+    let event_type = record.get("eventType").and_then(Value::as_str);
+    let is_digest = event_type == Some(DIGEST_EVENT_TYPE);
     if is_digest && !f.digests {
         return false;
+    }
+    let is_decision = event_type == Some(DECISION_EVENT_TYPE);
+    if f.calls && is_decision {
+        return false;
+    }
+    if let Some(want) = f.decision {
+        let outcome = record["authorization"]
+            .get("decision")
+            .and_then(Value::as_str);
+        let wanted = match want {
+            DecisionFilter::Allow => "Allow",
+            DecisionFilter::Deny => "Deny",
+        };
+        if !is_decision || outcome != Some(wanted) {
+            return false;
+        }
     }
     if let Some(op) = &f.operation
         && record.get("eventName").and_then(Value::as_str) != Some(op.as_str())
@@ -212,7 +245,11 @@ pub fn matches(record: &Value, f: &FilterArgs) -> bool {
             .get("keyId")
             .and_then(Value::as_str)
             == Some(k.as_str());
-        if !in_resources && !in_params {
+        let in_decision = record["authorization"]
+            .get("resource")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a == k || a.ends_with(&format!("/{k}")));
+        if !in_resources && !in_params && !in_decision {
             return false;
         }
     }
@@ -235,6 +272,23 @@ fn key_of(record: &Value) -> String {
         .and_then(Value::as_str)
         .and_then(|a| a.rsplit_once('/').map(|(_, id)| id.to_owned()))
         .unwrap_or_else(|| text(record["requestParameters"].get("keyId")))
+}
+
+/// `Allow: PolicyAllow (Sid X)`, `Deny: NoAllow`, `Allow: GrantAllow (grant ID)`.
+fn decision_outcome(authz: &Value) -> String {
+    let mut out = format!(
+        "{}: {}",
+        text(authz.get("decision")),
+        text(authz.get("reason"))
+    );
+    if let Some(sid) = authz.get("statementSid").and_then(Value::as_str) {
+        out.push_str(&format!(" (Sid {sid})"));
+    } else if let Some(i) = authz.get("statementIndex").and_then(Value::as_u64) {
+        out.push_str(&format!(" (statement {i})"));
+    } else if let Some(id) = authz.get("grantId").and_then(Value::as_str) {
+        out.push_str(&format!(" (grant {id})"));
+    }
+    out
 }
 
 fn run_filter(f: &FilterArgs) -> anyhow::Result<()> {
@@ -261,13 +315,22 @@ fn run_filter(f: &FilterArgs) -> anyhow::Result<()> {
                 println!("{record}");
                 continue;
             }
-            let outcome = match record.get("errorCode") {
-                Some(Value::String(code)) => code.clone(),
-                _ => "OK".to_owned(),
+            let (operation, outcome) = match record.get("authorization") {
+                Some(authz) => (
+                    format!("authz {}", text(authz.get("action"))),
+                    decision_outcome(authz),
+                ),
+                None => (
+                    text(record.get("eventName").or(record.get("eventType"))),
+                    match record.get("errorCode") {
+                        Some(Value::String(code)) => code.clone(),
+                        _ => "OK".to_owned(),
+                    },
+                ),
             };
             rows.push([
                 text(record.get("eventTime")),
-                text(record.get("eventName").or(record.get("eventType"))),
+                operation,
                 text(record["userIdentity"].get("arn")),
                 key_of(&record),
                 outcome,
@@ -348,5 +411,38 @@ mod tests {
         assert!(!f(|a| a.since = Some("2026-01-02T03:04:06Z".into())));
         assert!(!f(|a| a.until = Some("2026-01-02T03:04:05Z".into())));
         assert!(f(|a| a.until = Some("2026-01-03T00:00:00Z".into())));
+        assert!(f(|a| a.calls = true));
+        assert!(!f(|a| a.decision = Some(DecisionFilter::Allow)));
+    }
+
+    #[test]
+    fn decision_records_filter_by_outcome_key_and_show_their_reason() {
+        let mut r = record();
+        r["eventType"] = json!(DECISION_EVENT_TYPE);
+        r["resources"] = json!([]);
+        r["requestParameters"] = Value::Null;
+        r["authorization"] = json!({
+            "action": "kms:Decrypt",
+            "resource": "arn:aws:kms:us-east-1:111122223333:key/k1",
+            "decision": "Deny",
+            "reason": "ExplicitDeny",
+            "statementSid": "NoBob",
+            "statementIndex": 2,
+        });
+        let f = |g: fn(&mut FilterArgs)| {
+            let mut a = FilterArgs::default();
+            g(&mut a);
+            matches(&r, &a)
+        };
+        assert!(f(|_| {}));
+        assert!(!f(|a| a.calls = true));
+        assert!(f(|a| a.decision = Some(DecisionFilter::Deny)));
+        assert!(!f(|a| a.decision = Some(DecisionFilter::Allow)));
+        assert!(f(|a| a.key = Some("k1".into())));
+        assert!(f(|a| a.operation = Some("Decrypt".into())));
+        assert_eq!(
+            decision_outcome(&r["authorization"]),
+            "Deny: ExplicitDeny (Sid NoBob)"
+        );
     }
 }
