@@ -43,7 +43,7 @@ fn ops(c: &mut Criterion) {
     let master = [1u8; 32];
     let cmk = [2u8; 32];
     let token =
-        crypto::wrap_token(&master, KEY_ID, 1, KeySpec::SymmetricDefault, &cmk).expect("wrap");
+        crypto::wrap_token(&master, 1, KEY_ID, 1, KeySpec::SymmetricDefault, &cmk).expect("wrap");
     let key = KeyRef {
         key_id: KEY_ID.to_owned(),
         version: 1,
@@ -59,6 +59,7 @@ fn ops(c: &mut Criterion) {
         b.iter(|| {
             crypto::wrap_token(
                 &master,
+                1,
                 KEY_ID,
                 1,
                 KeySpec::SymmetricDefault,

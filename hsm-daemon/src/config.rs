@@ -111,7 +111,6 @@ pub(crate) struct RestoreArgs {
 /// Validated configuration for `serve`.
 #[derive(Debug, Clone)]
 pub(crate) struct ServeConfig {
-    pub(crate) master_key: PathBuf,
     pub(crate) socket: PathBuf,
     pub(crate) allow_uids: Vec<u32>,
     pub(crate) socket_group: Option<Gid>,
@@ -153,7 +152,6 @@ impl ServeConfig {
             args.allow_uids
         };
         Ok(Self {
-            master_key,
             socket: args.socket,
             allow_uids,
             socket_group,

@@ -2,8 +2,11 @@
 //!
 //! Tokens are AES-KWP (RFC 5649, `aes-kw`) under the master key of
 //! `"HKT1" | spec | version u32 BE | id_len | key id | key material` (spec
-//! bytes: 1 SYMMETRIC_DEFAULT, 2-4 RSA, 5-8 ECC, 9-12 HMAC); unwrapping checks
-//! the id, version and spec against the request's [`KeyRef`]. Blobs follow
+//! bytes: 1 SYMMETRIC_DEFAULT, 2-4 RSA, 5-8 ECC, 9-12 HMAC), behind the
+//! public `protocol::token` header naming the master-key generation;
+//! unwrapping checks the id, version and spec against the request's
+//! [`KeyRef`], and [`rewrap_token`] moves the same payload to another
+//! master key (which generation's key to use is the keystore's). Blobs follow
 //! `protocol::blob`: a per-message key HKDF-SHA256(CMK, salt, "hsm-kms blob
 //! v1"), AES-256-GCM with a random nonce, AAD = header || canonical context.
 //! These are pure functions over borrowed keys; where keys live (locked
@@ -18,6 +21,7 @@ use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use aes_kw::KekAes256;
 use hkdf::Hkdf;
 use protocol::blob::{self, BlobHeader, MAX_KEY_ID_LEN, NONCE_LEN, SALT_LEN, TAG_LEN};
+use protocol::token::{self, TokenHeader};
 use protocol::{InvalidReason, KeyRef, KeySpec, KeyToken};
 use rand::RngCore;
 use rand::rngs::OsRng;
@@ -84,12 +88,14 @@ fn kek(master: &[u8; KEY_LEN]) -> Result<KekAes256, DaemonError> {
     KekAes256::try_from(master.as_slice()).map_err(|_| DaemonError::Crypto("kek"))
 }
 
-/// Wraps `material` as the token of `key_id` / `version` / `spec`.
+/// Wraps `material` as the token of `key_id` / `version` / `spec` under
+/// `master`, the master key of `generation`.
 ///
 /// # Errors
 /// A bad key id or spec, or a wrap failure (internal).
 pub(crate) fn wrap_token(
     master: &[u8; KEY_LEN],
+    generation: u32,
     key_id: &str,
     version: u32,
     spec: KeySpec,
@@ -105,10 +111,56 @@ pub(crate) fn wrap_token(
     payload.push(id_len);
     payload.extend_from_slice(key_id.as_bytes());
     payload.extend_from_slice(material);
-    let kek = kek(master)?;
-    kek.wrap_with_padding_vec(&payload)
-        .map(KeyToken)
-        .map_err(|_| DaemonError::Crypto("token wrap"))
+    wrap_payload(master, generation, &payload)
+}
+
+fn wrap_payload(
+    master: &[u8; KEY_LEN],
+    generation: u32,
+    payload: &[u8],
+) -> Result<KeyToken, DaemonError> {
+    let kwp = kek(master)?
+        .wrap_with_padding_vec(payload)
+        .map_err(|_| DaemonError::Crypto("token wrap"))?;
+    Ok(KeyToken(token::write(generation, &kwp)))
+}
+
+/// The master-key generation `token`'s header names.
+///
+/// # Errors
+/// [`DaemonError::InvalidToken`] for a malformed header.
+pub(crate) fn token_generation(token: &KeyToken) -> Result<u32, DaemonError> {
+    TokenHeader::parse(&token.0)
+        .map(|h| h.generation)
+        .map_err(|_| DaemonError::InvalidToken("bad token header"))
+}
+
+/// Unwraps `key.token` under `old` and wraps the same payload under `new`,
+/// the master key of `generation`, after checking it is the token of
+/// `key.key_id` / `key.version`.
+///
+/// # Errors
+/// [`DaemonError::InvalidToken`] when it does not unwrap or names another key.
+pub(crate) fn rewrap_token(
+    old: &[u8; KEY_LEN],
+    new: &[u8; KEY_LEN],
+    generation: u32,
+    key: &KeyRef,
+) -> Result<KeyToken, DaemonError> {
+    let payload = unwrap_payload(old, key)?;
+    parse_payload(&payload, key)?;
+    wrap_payload(new, generation, &payload)
+}
+
+fn unwrap_payload(master: &[u8; KEY_LEN], key: &KeyRef) -> Result<Zeroizing<Vec<u8>>, DaemonError> {
+    check_key_id(&key.key_id)?;
+    let header = TokenHeader::parse(&key.token.0)
+        .map_err(|_| DaemonError::InvalidToken("bad token header"))?;
+    Ok(Zeroizing::new(
+        kek(master)?
+            .unwrap_with_padding_vec(header.kwp)
+            .map_err(|_| DaemonError::InvalidToken("does not unwrap"))?,
+    ))
 }
 
 /// Unwraps `key.token` and copies its key into `out`, after checking it is
@@ -145,12 +197,14 @@ pub(crate) fn unwrap_token_any(
     master: &[u8; KEY_LEN],
     key: &KeyRef,
 ) -> Result<(KeySpec, Zeroizing<Vec<u8>>), DaemonError> {
-    check_key_id(&key.key_id)?;
-    let kek = kek(master)?;
-    let payload = Zeroizing::new(
-        kek.unwrap_with_padding_vec(&key.token.0)
-            .map_err(|_| DaemonError::InvalidToken("does not unwrap"))?,
-    );
+    let payload = unwrap_payload(master, key)?;
+    let (spec, material) = parse_payload(&payload, key)?;
+    Ok((spec, Zeroizing::new(material.to_vec())))
+}
+
+/// The spec and material of an unwrapped token payload, after checking it
+/// names `key.key_id` / `key.version`.
+fn parse_payload<'p>(payload: &'p [u8], key: &KeyRef) -> Result<(KeySpec, &'p [u8]), DaemonError> {
     let rest = payload
         .strip_prefix(TOKEN_MAGIC.as_slice())
         .ok_or(DaemonError::InvalidToken("bad magic"))?;
@@ -176,7 +230,7 @@ pub(crate) fn unwrap_token_any(
     if material.is_empty() {
         return Err(DaemonError::InvalidToken("bad key length"));
     }
-    Ok((spec, Zeroizing::new(material.to_vec())))
+    Ok((spec, material))
 }
 
 /// The canonical encryption context: pairs sorted by key, each key and value

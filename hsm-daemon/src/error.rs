@@ -33,6 +33,10 @@ pub(crate) enum DaemonError {
     /// A cryptographic primitive failed where it cannot fail on valid input.
     #[error("crypto failure: {0}")]
     Crypto(&'static str),
+    /// The master key file could not be written (rotation); the old file
+    /// and the keys in memory are unchanged.
+    #[error("writing master.key: {0}")]
+    KeyFile(std::io::Error),
 }
 
 impl DaemonError {
@@ -43,7 +47,7 @@ impl DaemonError {
             Self::InvalidCiphertext(_) => WireError::InvalidCiphertext,
             Self::InvalidRequest(reason) => WireError::InvalidRequest(*reason),
             Self::KeystoreGone => WireError::Busy,
-            Self::NoSlot | Self::Rng | Self::Crypto(_) => WireError::Internal,
+            Self::NoSlot | Self::Rng | Self::Crypto(_) | Self::KeyFile(_) => WireError::Internal,
         }
     }
 }
@@ -127,6 +131,14 @@ mod tests {
             (DaemonError::NoSlot, WireError::Internal),
             (DaemonError::Rng, WireError::Internal),
             (DaemonError::Crypto("x"), WireError::Internal),
+            (
+                DaemonError::KeyFile(std::io::Error::other("x")),
+                WireError::Internal,
+            ),
+            (
+                DaemonError::InvalidRequest(InvalidReason::MasterKeyGeneration),
+                WireError::InvalidRequest(InvalidReason::MasterKeyGeneration),
+            ),
         ];
         for (err, wire) in table {
             assert_eq!(err.to_wire(), wire, "{err:?}");

@@ -29,7 +29,12 @@ pub(crate) async fn handle(
     let key_id = key_id.as_deref().unwrap_or("-");
     match &result {
         Ok(_) => tracing::debug!(id, op, key_id, "ok"),
-        Err(e @ (DaemonError::NoSlot | DaemonError::Rng | DaemonError::Crypto(_))) => {
+        Err(
+            e @ (DaemonError::NoSlot
+            | DaemonError::Rng
+            | DaemonError::Crypto(_)
+            | DaemonError::KeyFile(_)),
+        ) => {
             tracing::error!(id, op, key_id, error = %e, "failed");
         }
         Err(e) => tracing::info!(id, op, key_id, error = %e, "refused"),
@@ -42,7 +47,10 @@ fn key_id_of(request: &Request) -> Option<&str> {
         Request::Status
         | Request::GenerateRandom { .. }
         | Request::SignAuditDigest { .. }
-        | Request::AuditPublicKey => None,
+        | Request::AuditPublicKey
+        | Request::BeginMasterKeyRotation
+        | Request::CompleteMasterKeyRotation { .. }
+        | Request::MasterKeyStatus => None,
         Request::CreateKey { key_id, .. } => Some(key_id),
         Request::Encrypt { key, .. }
         | Request::Decrypt { key, .. }
@@ -58,7 +66,8 @@ fn key_id_of(request: &Request) -> Option<&str> {
         | Request::VerifyMac { key, .. }
         | Request::GenerateDataKeyPair { key, .. }
         | Request::WrapKey { key, .. }
-        | Request::UnwrapKey { key, .. } => Some(&key.key_id),
+        | Request::UnwrapKey { key, .. }
+        | Request::RewrapToken { key } => Some(&key.key_id),
     }
 }
 
@@ -232,6 +241,12 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
         },
         Request::SignAuditDigest { digest } => Command::SignAuditDigest { digest },
         Request::AuditPublicKey => Command::AuditPublicKey,
+        Request::BeginMasterKeyRotation => Command::BeginMasterKeyRotation,
+        Request::RewrapToken { key } => Command::RewrapToken { key },
+        Request::CompleteMasterKeyRotation { generation } => {
+            Command::CompleteMasterKeyRotation { generation }
+        }
+        Request::MasterKeyStatus => Command::MasterKeyStatus,
     })
 }
 
@@ -265,6 +280,8 @@ pub(crate) fn to_response(reply: Reply) -> Response {
             signature: signature.to_vec(),
         },
         Reply::AuditPublicKey(public_key) => Response::AuditPublicKey { public_key },
+        Reply::MasterKeys { current, previous } => Response::MasterKeys { current, previous },
+        Reply::Rewrapped(token) => Response::Rewrapped { token },
     }
 }
 

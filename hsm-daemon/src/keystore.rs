@@ -1,5 +1,5 @@
-//! The keystore actor: the one owner of the master key and of every unwrapped
-//! CMK version.
+//! The keystore actor: the one owner of the master keys and of every
+//! unwrapped CMK version.
 //!
 //! It runs on one dedicated OS thread (not a tokio task) that takes
 //! [`Command`]s on a bounded channel and answers each on a oneshot, so no key
@@ -8,7 +8,9 @@
 //! batch of commands, because key schedules and key copies are built there;
 //! no key byte is ever held across an `.await` (which would put it in a
 //! heap-allocated future). Keys live in a [`KeySlab`] of locked memory
-//! allocated once: a slot for the master key, the rest a bounded cache of unwrapped CMK
+//! allocated once: slots for the master keys (the current generation, the
+//! previous one during a rotation, the audit seed and the sealing key; see
+//! `keystore/master`), the rest a bounded cache of unwrapped CMK
 //! versions keyed by (key id, version) *and* the exact token bytes, so a
 //! different token for the same id never hits (it is unwrapped and checked
 //! afresh). When no slot fits, the oldest entry whose slot does is wiped and
@@ -19,6 +21,7 @@
 use crate::audit_key;
 use crate::crypto;
 use crate::error::DaemonError;
+use crate::keyfile::MasterKeys;
 use crate::secure_mem::stack::{self, LockedStack};
 use crate::secure_mem::{KEY_LEN, KeySlab, MemCheck, Slot};
 use protocol::{
@@ -135,6 +138,14 @@ pub(crate) enum Command {
         digest: [u8; 32],
     },
     AuditPublicKey,
+    BeginMasterKeyRotation,
+    RewrapToken {
+        key: KeyRef,
+    },
+    CompleteMasterKeyRotation {
+        generation: u32,
+    },
+    MasterKeyStatus,
 }
 
 /// The keystore's answer to a [`Command`].
@@ -164,6 +175,11 @@ pub(crate) enum Reply {
     },
     AuditSignature([u8; 64]),
     AuditPublicKey([u8; 32]),
+    MasterKeys {
+        current: u32,
+        previous: Option<u32>,
+    },
+    Rewrapped(KeyToken),
 }
 
 struct Envelope {
@@ -216,7 +232,7 @@ struct Cached {
 /// The actor's state. `Debug` shows counts only.
 pub(crate) struct Keystore {
     slab: KeySlab,
-    master: Slot,
+    keys: MasterKeys,
     cache: HashMap<(String, u32), Cached>,
     order: VecDeque<(String, u32)>,
     started: Instant,
@@ -233,11 +249,11 @@ impl std::fmt::Debug for Keystore {
 }
 
 impl Keystore {
-    /// A keystore over `slab`, whose `master` slot already holds the master key.
-    pub(crate) fn new(slab: KeySlab, master: Slot) -> Self {
+    /// A keystore over `slab`, whose slots already hold the master `keys`.
+    pub(crate) fn new(slab: KeySlab, keys: MasterKeys) -> Self {
         Self {
             slab,
-            master,
+            keys,
             cache: HashMap::new(),
             order: VecDeque::new(),
             started: Instant::now(),
@@ -306,8 +322,10 @@ impl Keystore {
         let _ = reply.send(result);
     }
 
-    pub(super) fn master(&self) -> Result<&[u8; KEY_LEN], DaemonError> {
-        self.slab.key(self.master).ok_or(DaemonError::NoSlot)
+    /// The current master key and its generation.
+    pub(super) fn master(&self) -> Result<(u32, &[u8; KEY_LEN]), DaemonError> {
+        let current = self.keys.current;
+        Ok((current.number, self.key(current.slot)?))
     }
 
     /// The slot holding a symmetric CMK's 32-byte key, unwrapping and
@@ -330,7 +348,8 @@ impl Keystore {
         {
             return Ok((c.spec, c.slot));
         }
-        let (spec, material) = crypto::unwrap_token_any(self.master()?, key)?;
+        let generation = crypto::token_generation(&key.token)?;
+        let (spec, material) = crypto::unwrap_token_any(self.master_of(generation)?, key)?;
         // Same key version, another valid token: drop the old entry.
         if let Some(old) = self.cache.remove(&name) {
             self.slab.release(old.slot);
@@ -427,15 +446,25 @@ impl Keystore {
                 version,
                 spec,
             } => {
+                let (generation, master) = self.master()?;
                 if spec != KeySpec::SymmetricDefault {
                     let material = crate::asym::generate(spec)?;
-                    return crypto::wrap_token(self.master()?, &key_id, version, spec, &material)
-                        .map(Reply::Token);
+                    return crypto::wrap_token(
+                        master, generation, &key_id, version, spec, &material,
+                    )
+                    .map(Reply::Token);
                 }
                 let mut material = Zeroizing::new([0u8; KEY_LEN]);
                 crypto::fill_random(material.as_mut())?;
-                crypto::wrap_token(self.master()?, &key_id, version, spec, material.as_ref())
-                    .map(Reply::Token)
+                crypto::wrap_token(
+                    master,
+                    generation,
+                    &key_id,
+                    version,
+                    spec,
+                    material.as_ref(),
+                )
+                .map(Reply::Token)
             }
             Command::Encrypt {
                 key,
@@ -516,18 +545,25 @@ impl Keystore {
                     &mut *material,
                 ))))
             }
-            Command::SignAuditDigest { digest } => {
-                audit_key::sign_digest(self.master()?, &digest).map(Reply::AuditSignature)
-            }
-            Command::AuditPublicKey => {
-                audit_key::public_key(self.master()?).map(Reply::AuditPublicKey)
-            }
+            Command::SignAuditDigest { digest } => Ok(Reply::AuditSignature(
+                audit_key::sign_digest(self.key(self.keys.audit_seed)?, &digest),
+            )),
+            Command::AuditPublicKey => Ok(Reply::AuditPublicKey(audit_key::public_key(
+                self.key(self.keys.audit_seed)?,
+            ))),
+            Command::BeginMasterKeyRotation => self.begin_rotation(),
+            Command::RewrapToken { key } => self.rewrap(&key),
+            Command::CompleteMasterKeyRotation { generation } => self.complete_rotation(generation),
+            Command::MasterKeyStatus => Ok(self.master_status()),
             other => self.execute_asymmetric(other),
         }
     }
 }
 
 mod asymmetric;
+mod master;
 
+#[cfg(test)]
+mod master_tests;
 #[cfg(test)]
 mod tests;

@@ -33,13 +33,14 @@ use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-/// Locked key memory: 32-byte slots for the master key and cached AES CMKs,
+/// Locked key memory: 32-byte slots for the master keys (current, previous
+/// during a rotation), the audit seed, the sealing key and cached AES CMKs,
 /// and larger classes for variable-size material (HMAC and EC keys; RSA
 /// private keys in DER, up to about 2.5 KB for RSA-4096).
 const SLAB_CLASSES: [SizeClass; 3] = [
     SizeClass {
         bytes: secure_mem::KEY_LEN,
-        slots: 1025,
+        slots: 1028,
     },
     SizeClass {
         bytes: 256,
@@ -178,14 +179,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     hardening::apply().context("hardening the process")?;
 
     let mut slab = KeySlab::new(&SLAB_CLASSES).context("mapping key memory")?;
-    let master = slab
-        .alloc(secure_mem::KEY_LEN)
-        .context("no slot for the master key")?;
-    let slot = slab
-        .key_mut(master)
-        .context("master key slot out of range")?;
     let secret = cfg.secret.as_ref().map(secret::read).transpose()?;
-    let format = keyfile::load_into(&cfg.master_key, secret.as_ref(), cfg.dev_plain_key, slot)?;
+    let (format, keys) = keyfile::load(
+        &cfg.state_dir,
+        secret.as_ref(),
+        cfg.dev_plain_key,
+        &mut slab,
+    )?;
     drop(secret);
     // The derived sealing key and its cipher state were on this stack.
     secure_mem::stack::scrub();
@@ -193,6 +193,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         keyfile::Format::Sealed => info!("master key unsealed"),
         keyfile::Format::Plain => warn_dev_plain(),
     }
+    info!(
+        generation = keys.current.number,
+        rotation_in_progress = keys.previous.is_some(),
+        "master key generation"
+    );
+    let state_fd = keys.file.as_ref().map(keyfile::KeyFile::dir_fd);
     let check = slab
         .verify()
         .context("reading /proc/self to check key memory")?;
@@ -207,7 +213,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sandbox::LandlockOutcome::Full => info!(
             state_dir = %cfg.state_dir.display(),
             socket_dir = %socket_dir.display(),
-            "landlock: fully enforced (state dir read-only, socket dir, no TCP)"
+            "landlock: fully enforced (state dir: read, and master.key replacement; socket dir; no TCP)"
         ),
         sandbox::LandlockOutcome::Partial => {
             warn!("landlock: partially enforced (older kernel ABI): filesystem confinement only")
@@ -216,7 +222,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             warn!("landlock: NOT enforced (the kernel does not support it); seccomp still applies")
         }
     }
-    let (handle, keystore_thread, stack_check) = keystore::Keystore::new(slab, master)
+    let (handle, keystore_thread, stack_check) = keystore::Keystore::new(slab, keys)
         .spawn()
         .context("starting the keystore thread")?;
     require_locked(&cfg, "keystore thread stack", stack_check)?;
@@ -225,7 +231,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let result = runtime.block_on(run(cfg, handle));
+    let result = runtime.block_on(run(cfg, handle, state_fd));
     // Every handle is gone now, so the keystore ends and wipes key memory.
     if keystore_thread.join().is_err() {
         warn!("keystore thread ended abnormally");
@@ -258,11 +264,15 @@ fn require_locked(cfg: &ServeConfig, what: &str, check: MemCheck) -> anyhow::Res
     Ok(())
 }
 
-async fn run(cfg: ServeConfig, handle: keystore::KeystoreHandle) -> anyhow::Result<()> {
+async fn run(
+    cfg: ServeConfig,
+    handle: keystore::KeystoreHandle,
+    state_fd: Option<std::os::fd::RawFd>,
+) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let listener = server::bind(&cfg)?;
-    sandbox::seccomp().context("installing the seccomp filter")?;
+    sandbox::seccomp(state_fd).context("installing the seccomp filter")?;
     info!("seccomp: allow-list installed on every thread (anything else kills the process)");
     #[cfg(debug_assertions)]
     if cfg.debug_forbidden_syscall {

@@ -2,21 +2,31 @@
 //! socket: landlock (filesystem and TCP) and a seccomp allow-list.
 //!
 //! [`landlock`] runs on the main thread before the keystore thread exists (so
-//! the thread inherits it): the state directory and `/proc/self` read-only,
-//! the socket's directory for the socket itself, nothing else on disk, and
-//! no TCP bind or connect. Whether the kernel enforces it fully, partly or
-//! not at all is returned for the start-up log. [`seccomp`] then installs a
+//! the thread inherits it): `/proc/self` read-only; the state directory
+//! readable, plus creating, writing and removing regular files in it (what a
+//! master-key rotation's temp-file-and-rename of `master.key` needs); the
+//! socket's directory for the socket itself; nothing else on disk, and no
+//! TCP bind or connect. Whether the kernel enforces it fully, partly or not
+//! at all is returned for the start-up log. [`seccomp`] then installs a
 //! filter on every thread (TSYNC) that allows only the syscalls serving
-//! needs: no `socket`, `connect`, `bind`, `open*`, `execve`, `clone`, `fork`,
-//! `ptrace`; any other call kills the process (`SECCOMP_RET_KILL_PROCESS`).
+//! needs: no `socket`, `connect`, `bind`, `open`, `execve`, `clone`, `fork`,
+//! `ptrace`; `openat` only relative to the state directory's descriptor
+//! (opened before the filter) and only with `O_CREAT|O_EXCL` (a new file,
+//! never an existing one), `renameat` only within that directory, and
+//! `fsync`. Any other call kills the process (`SECCOMP_RET_KILL_PROCESS`).
 //! Dumpability, core limits and dropping root are `hardening`'s.
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
 };
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use nix::fcntl::OFlag;
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
 use std::collections::BTreeMap;
+use std::os::fd::RawFd;
 use std::path::Path;
 
 /// Why confinement could not be set up. Start-up refuses on these.
@@ -39,7 +49,8 @@ pub(crate) enum LandlockOutcome {
 }
 
 /// Confines the calling thread (and threads it starts later) to reading
-/// `state_dir` and `/proc/self`, and making/removing the socket in
+/// `state_dir` and `/proc/self`, replacing `master.key` in `state_dir`
+/// (create, write, remove regular files), and making/removing the socket in
 /// `socket_dir`; TCP bind/connect handled and denied where the ABI has them.
 ///
 /// # Errors
@@ -51,6 +62,8 @@ pub(crate) fn landlock(
 ) -> Result<LandlockOutcome, SandboxError> {
     let abi = ABI::V5;
     let read = AccessFs::from_read(abi);
+    let state_access =
+        AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::MakeReg | AccessFs::RemoveFile;
     let socket_access = AccessFs::from_read(abi) | AccessFs::MakeSock | AccessFs::RemoveFile;
     let proc_self = std::fs::canonicalize("/proc/self").unwrap_or_else(|_| "/proc/self".into());
     let status = Ruleset::default()
@@ -58,7 +71,8 @@ pub(crate) fn landlock(
         .handle_access(AccessFs::from_all(abi))?
         .handle_access(AccessNet::from_all(abi))?
         .create()?
-        .add_rules(path_beneath_rules([state_dir, proc_self.as_path()], read))?
+        .add_rules(path_beneath_rules([proc_self.as_path()], read))?
+        .add_rules(path_beneath_rules([state_dir], state_access))?
         .add_rules(path_beneath_rules([socket_dir], socket_access))?
         .restrict_self()?;
     Ok(match status.ruleset {
@@ -120,13 +134,44 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_tgkill,
 ];
 
-/// Installs the allow-list on every thread of the process.
+/// Rules for the calls that replace `master.key`, all tied to `state_fd`,
+/// the state directory's descriptor: `openat(state_fd, _, O_CREAT|O_EXCL..)`,
+/// `renameat`/`renameat2(state_fd, _, state_fd, _)`, and `fsync`.
+fn key_file_rules(state_fd: RawFd) -> Result<Vec<(i64, Vec<SeccompRule>)>, SandboxError> {
+    let fd = u64::try_from(state_fd).unwrap_or(u64::MAX);
+    let dir = |arg: u8| SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, fd);
+    let must_create = (OFlag::O_CREAT | OFlag::O_EXCL).bits();
+    let must_create = u64::try_from(must_create).unwrap_or(u64::MAX);
+    let openat = SeccompRule::new(vec![
+        dir(0)?,
+        SeccompCondition::new(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(must_create),
+            must_create,
+        )?,
+    ])?;
+    let rename =
+        || -> Result<SeccompRule, SandboxError> { Ok(SeccompRule::new(vec![dir(0)?, dir(2)?])?) };
+    Ok(vec![
+        (libc::SYS_openat, vec![openat]),
+        (libc::SYS_renameat, vec![rename()?]),
+        (libc::SYS_renameat2, vec![rename()?]),
+        (libc::SYS_fsync, Vec::new()),
+    ])
+}
+
+/// Installs the allow-list on every thread of the process; with `state_fd`
+/// (the state directory, open) also the calls that replace `master.key`.
 ///
 /// # Errors
 /// [`SandboxError`] when the filter cannot be built or the kernel refuses it.
-pub(crate) fn seccomp() -> Result<(), SandboxError> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+pub(crate) fn seccomp(state_fd: Option<RawFd>) -> Result<(), SandboxError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         ALLOWED.iter().map(|&nr| (nr, Vec::new())).collect();
+    if let Some(fd) = state_fd {
+        rules.extend(key_file_rules(fd)?);
+    }
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,

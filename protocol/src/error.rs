@@ -30,6 +30,8 @@ pub enum InvalidReason {
     DigestLength,
     #[error("message is longer than 4096 bytes")]
     MessageTooLarge,
+    #[error("master-key generation is not the current one")]
+    MasterKeyGeneration,
 }
 
 /// A failure reported by hsm-daemon.

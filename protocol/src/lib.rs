@@ -3,7 +3,8 @@
 //! Both processes compile against this crate and nothing else of each other.
 //! It owns the frame format ([`frame`]), the messages ([`message`]), the
 //! error enum that may cross the socket ([`error`]) and the public headers of
-//! ciphertext blobs ([`blob`]) and of wrapped keys ([`wrapped`]), which the
+//! ciphertext blobs ([`blob`]), of wrapped keys ([`wrapped`]) and of key
+//! tokens ([`token`], the master-key generation), which the
 //! frontend reads to route a Decrypt or UnwrapKey and the daemon writes and
 //! authenticates. It performs no I/O of its own:
 //! the codec plugs into whatever stream the caller owns.
@@ -19,6 +20,7 @@ pub mod blob;
 pub mod error;
 pub mod frame;
 pub mod message;
+pub mod token;
 pub mod wrapped;
 
 pub use algorithms::{

@@ -14,7 +14,10 @@ use crate::algorithms::{EncryptionAlgorithm, MacAlgorithm, MessageType, SigningA
 /// Version spoken by this build; both sides must agree exactly.
 ///
 /// Version 2: [`RequestFrame`] carries the frontend's request id.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3: master-key rotation ([`Request::BeginMasterKeyRotation`],
+/// [`Request::RewrapToken`], [`Request::CompleteMasterKeyRotation`],
+/// [`Request::MasterKeyStatus`]).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest plaintext Encrypt accepts (AWS KMS's limit).
 pub const MAX_PLAINTEXT_LEN: usize = 4096;
@@ -286,6 +289,22 @@ pub enum Request {
     SignAuditDigest { digest: [u8; 32] },
     /// The public half of the audit signing key.
     AuditPublicKey,
+    /// Make a new master key (generation current + 1), persist it next to
+    /// the current one and make it current; the old one keeps unwrapping
+    /// tokens until [`Request::CompleteMasterKeyRotation`]. While a rotation
+    /// is in progress this changes nothing and answers the same generation.
+    BeginMasterKeyRotation,
+    /// Unwrap `key.token` under the master key of the generation its header
+    /// names and wrap the same payload under the current one (after the same
+    /// key id / version check as every use). A token already of the current
+    /// generation comes back unchanged.
+    RewrapToken { key: KeyRef },
+    /// Forget the previous master key, in the key file and in memory.
+    /// `generation` must be the current one (the one the rotation made);
+    /// answering for a rotation already completed is not an error.
+    CompleteMasterKeyRotation { generation: u32 },
+    /// Which master-key generations the daemon holds.
+    MasterKeyStatus,
 }
 
 /// Domain separation prefixed to every audit digest the daemon signs.
@@ -316,6 +335,10 @@ impl Request {
             Self::UnwrapKey { .. } => "UnwrapKey",
             Self::SignAuditDigest { .. } => "SignAuditDigest",
             Self::AuditPublicKey => "AuditPublicKey",
+            Self::BeginMasterKeyRotation => "BeginMasterKeyRotation",
+            Self::RewrapToken { .. } => "RewrapToken",
+            Self::CompleteMasterKeyRotation { .. } => "CompleteMasterKeyRotation",
+            Self::MasterKeyStatus => "MasterKeyStatus",
         }
     }
 }
@@ -406,6 +429,16 @@ pub enum Response {
     /// The Ed25519 public key that verifies [`Response::AuditSignature`]s.
     AuditPublicKey {
         public_key: [u8; 32],
+    },
+    /// The master-key generations held: `current` wraps new tokens;
+    /// `previous` is present while a rotation is in progress.
+    MasterKeys {
+        current: u32,
+        previous: Option<u32>,
+    },
+    /// RewrapToken: the token under the current master key.
+    Rewrapped {
+        token: KeyToken,
     },
 }
 

@@ -621,6 +621,14 @@ impl TestEnv {
         crate::sealed::unseal(&secret, &bytes)
     }
 
+    /// Every key in `master.key` (format 1 or 2), unsealed with the secret.
+    pub fn read_master_keys(&self) -> crate::sealed::SealedKeys {
+        let path = self.master_key_path();
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let secret = fs::read(&self.secret_file).expect("read operator secret");
+        crate::sealed::unseal_keys(&secret, &bytes)
+    }
+
     /// The file holding the operator secret that seals the master key.
     pub fn secret_file(&self) -> &Path {
         &self.secret_file

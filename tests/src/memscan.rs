@@ -140,15 +140,37 @@ pub struct TokenPayload {
     pub material: Vec<u8>,
 }
 
-/// Unwraps `token` (AES-KWP under `master_key`) and parses
+/// The master-key generation a token names and its AES-KWP part: a
+/// headerless token (length a multiple of 8) is generation 1, otherwise
+/// `"HKG" | generation u32 BE | KWP`.
+///
+/// # Panics
+/// When the token has neither shape.
+pub fn split_token(token: &[u8]) -> (u32, &[u8]) {
+    if token.len().is_multiple_of(8) {
+        return (1, token);
+    }
+    assert_eq!(&token[..3], b"HKG", "token header magic");
+    let generation = u32::from_be_bytes(token[3..7].try_into().expect("4 bytes"));
+    (generation, &token[7..])
+}
+
+/// Unwraps `token`'s KWP part under `master_key`, or `None` when AES-KWP's
+/// integrity check fails (another master key).
+pub fn try_unwrap_token(master_key: &[u8; 32], token: &[u8]) -> Option<Vec<u8>> {
+    KekAes256::new(master_key.into())
+        .unwrap_with_padding_vec(split_token(token).1)
+        .ok()
+}
+
+/// Unwraps `token` (AES-KWP under `master_key`, after its generation
+/// header if any) and parses
 /// `"HKT1" | spec | version BE | id_len | id | material`.
 ///
 /// # Panics
 /// When the token does not unwrap or parse: the contract is broken.
 pub fn unwrap_token(master_key: &[u8; 32], token: &[u8]) -> TokenPayload {
-    let kek = KekAes256::new(master_key.into());
-    let p = kek
-        .unwrap_with_padding_vec(token)
+    let p = try_unwrap_token(master_key, token)
         .expect("key token unwraps under the master key (AES-KWP)");
     assert_eq!(&p[..4], b"HKT1", "token payload magic");
     let spec = p[4];
@@ -176,6 +198,20 @@ pub fn read_tokens(db: &std::path::Path) -> Vec<(String, u32, Vec<u8>)> {
         .expect("query key_versions")
         .collect::<Result<_, _>>()
         .expect("read key_versions rows")
+}
+
+/// `(name, key_id, token)` rows of `system_keys` in the frontend's db.
+pub fn read_system_tokens(db: &std::path::Path) -> Vec<(String, String, Vec<u8>)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let mut stmt = conn
+        .prepare("SELECT name, key_id, token FROM system_keys ORDER BY name")
+        .expect("system_keys table per ARCHITECTURE.md");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query system_keys")
+        .collect::<Result<_, _>>()
+        .expect("read system_keys rows")
 }
 
 #[cfg(test)]

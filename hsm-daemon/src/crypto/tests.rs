@@ -56,7 +56,7 @@ fn rfc5649_vectors() {
 
 #[test]
 fn token_round_trips() {
-    let token = wrap_token(&MASTER, "key-1", 3, KeySpec::SymmetricDefault, &CMK).expect("wrap");
+    let token = wrap_token(&MASTER, 1, "key-1", 3, KeySpec::SymmetricDefault, &CMK).expect("wrap");
     let mut out = [0u8; 32];
     unwrap_token(
         &MASTER,
@@ -70,7 +70,7 @@ fn token_round_trips() {
 
 #[test]
 fn token_for_another_id_or_version_is_rejected() {
-    let token = wrap_token(&MASTER, "key-1", 3, KeySpec::SymmetricDefault, &CMK).expect("wrap");
+    let token = wrap_token(&MASTER, 1, "key-1", 3, KeySpec::SymmetricDefault, &CMK).expect("wrap");
     let mut out = [0u8; 32];
     for r in [
         key_ref("key-2", 3, token.clone()),
@@ -92,7 +92,7 @@ fn token_for_another_id_or_version_is_rejected() {
 
 #[test]
 fn token_under_another_master_or_tampered_is_rejected() {
-    let token = wrap_token(&MASTER, "k", 1, KeySpec::SymmetricDefault, &CMK).expect("wrap");
+    let token = wrap_token(&MASTER, 1, "k", 1, KeySpec::SymmetricDefault, &CMK).expect("wrap");
     let mut out = [0u8; 32];
     let other = [8u8; 32];
     assert_eq!(
@@ -133,7 +133,14 @@ fn bad_key_ids_are_refused() {
     let long = "x".repeat(65);
     for id in ["", long.as_str()] {
         assert_eq!(
-            wire(wrap_token(&MASTER, id, 1, KeySpec::SymmetricDefault, &CMK)),
+            wire(wrap_token(
+                &MASTER,
+                1,
+                id,
+                1,
+                KeySpec::SymmetricDefault,
+                &CMK
+            )),
             WireError::InvalidRequest(InvalidReason::BadKeyId)
         );
     }

@@ -3,18 +3,36 @@
 use super::*;
 use protocol::WireError;
 
-fn keystore(slots: u32) -> Keystore {
-    let mut slab = KeySlab::new(&[crate::secure_mem::SizeClass {
-        bytes: KEY_LEN,
-        slots,
-    }])
-    .expect("map");
+/// Generation-1 master keys in `slab` (master 0x5A.., audit seed 0xA5..),
+/// persisted nowhere.
+pub(super) fn test_keys(slab: &mut KeySlab) -> MasterKeys {
     let master = slab.alloc(KEY_LEN).expect("slot");
     slab.key_mut(master).expect("master").fill(0x5A);
-    Keystore::new(slab, master)
+    let audit_seed = slab.alloc(KEY_LEN).expect("slot");
+    slab.key_mut(audit_seed).expect("seed").fill(0xA5);
+    MasterKeys {
+        current: crate::keyfile::Generation {
+            number: 1,
+            slot: master,
+        },
+        previous: None,
+        audit_seed,
+        file: None,
+    }
 }
 
-fn create(ks: &mut Keystore, id: &str, version: u32) -> KeyRef {
+/// A keystore with `slots` 32-byte slots besides the audit seed's.
+pub(super) fn keystore(slots: u32) -> Keystore {
+    let mut slab = KeySlab::new(&[crate::secure_mem::SizeClass {
+        bytes: KEY_LEN,
+        slots: slots + 1,
+    }])
+    .expect("map");
+    let keys = test_keys(&mut slab);
+    Keystore::new(slab, keys)
+}
+
+pub(super) fn create(ks: &mut Keystore, id: &str, version: u32) -> KeyRef {
     let Ok(Reply::Token(token)) = ks.execute(Command::CreateKey {
         key_id: id.into(),
         version,
@@ -29,7 +47,7 @@ fn create(ks: &mut Keystore, id: &str, version: u32) -> KeyRef {
     }
 }
 
-fn encrypt(ks: &mut Keystore, key: &KeyRef, pt: &[u8]) -> Result<Vec<u8>, DaemonError> {
+pub(super) fn encrypt(ks: &mut Keystore, key: &KeyRef, pt: &[u8]) -> Result<Vec<u8>, DaemonError> {
     match ks.execute(Command::Encrypt {
         key: key.clone(),
         plaintext: SecretBytes::new(pt.to_vec()),
@@ -40,7 +58,11 @@ fn encrypt(ks: &mut Keystore, key: &KeyRef, pt: &[u8]) -> Result<Vec<u8>, Daemon
     }
 }
 
-fn decrypt(ks: &mut Keystore, key: &KeyRef, blob: &[u8]) -> Result<Vec<u8>, DaemonError> {
+pub(super) fn decrypt(
+    ks: &mut Keystore,
+    key: &KeyRef,
+    blob: &[u8],
+) -> Result<Vec<u8>, DaemonError> {
     match ks.execute(Command::Decrypt {
         key: key.clone(),
         blob: blob.to_vec(),
@@ -183,9 +205,8 @@ fn multi_class_keystore() -> Keystore {
         },
     ])
     .expect("map");
-    let master = slab.alloc(KEY_LEN).expect("slot");
-    slab.key_mut(master).expect("master").fill(0x5A);
-    Keystore::new(slab, master)
+    let keys = test_keys(&mut slab);
+    Keystore::new(slab, keys)
 }
 
 fn create_spec(ks: &mut Keystore, id: &str, version: u32, spec: KeySpec) -> KeyRef {

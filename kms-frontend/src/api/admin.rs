@@ -7,8 +7,14 @@
 //! - `ListPrincipals {}` -> `{Principals: [...]}`
 //! - `DeletePrincipal {Name}` -> `{}`
 //! - `GrantCmkAccess {KeyId, Principal, Operations?}` -> `{GrantId, GrantToken}`
+//! - `RotateMasterKey {BatchSize?, MaxBatches?}` -> `{Generation,
+//!   RewrappedKeyVersions, RewrappedSystemKeys, RemainingTokens, Tokens,
+//!   Completed}`: one step of a master-key rotation (`service::master_key`);
+//!   call again until `Completed` is true
+//! - `GetMasterKeyStatus {}` -> `{Generation, PreviousGeneration?,
+//!   RotationInProgress, StaleTokens, Tokens}`
 //!
-//! Principal management is for administrators only; GrantCmkAccess needs
+//! Principal and master-key management are for administrators only; GrantCmkAccess needs
 //! kms:CreateGrant on the key (its owner or an administrator under the
 //! default policy). Credentials go to and from the SigV4 verifier here.
 
@@ -32,6 +38,8 @@ struct AdminRequest {
     key_id: Option<String>,
     principal: Option<String>,
     operations: Option<Vec<String>>,
+    batch_size: Option<u32>,
+    max_batches: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,9 +168,34 @@ async fn handle(
                 .await?;
             encode(&serde_json::json!({ "GrantId": g.grant_id, "GrantToken": g.grant_token }))
         }
+        "RotateMasterKey" => {
+            let r: AdminRequest = decode(body)?;
+            let step = kms
+                .rotate_master_key(principal, r.batch_size, r.max_batches)
+                .await?;
+            encode(&serde_json::json!({
+                "Generation": step.generation,
+                "RewrappedKeyVersions": step.key_versions,
+                "RewrappedSystemKeys": step.system_keys,
+                "RemainingTokens": step.remaining,
+                "Tokens": step.tokens,
+                "Completed": step.completed,
+            }))
+        }
+        "GetMasterKeyStatus" => {
+            let _: AdminRequest = decode(body)?;
+            let s = kms.master_key_status(principal).await?;
+            encode(&serde_json::json!({
+                "Generation": s.generation,
+                "PreviousGeneration": s.previous_generation,
+                "RotationInProgress": s.previous_generation.is_some(),
+                "StaleTokens": s.stale_tokens,
+                "Tokens": s.tokens,
+            }))
+        }
         _ => Err(KmsError::UnknownOperation(format!(
             "Unknown admin operation; use {TARGET_PREFIX}CreatePrincipal, ListPrincipals, \
-             DeletePrincipal or GrantCmkAccess"
+             DeletePrincipal, GrantCmkAccess, RotateMasterKey or GetMasterKeyStatus"
         ))),
     }
 }

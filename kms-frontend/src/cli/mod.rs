@@ -13,6 +13,7 @@ pub mod client;
 pub mod envelope;
 pub mod esdk;
 pub mod files;
+pub mod master_key;
 pub mod output;
 pub mod principal;
 pub mod profile;
@@ -88,6 +89,11 @@ pub enum Command {
     /// Read the audit log offline: filter and print records, or `verify`
     /// the hash chain and digest signatures.
     Audit(audit::AuditArgs),
+    /// Rotate hsm-daemon's master key and rewrap every stored key token
+    /// (administrators; resumable: run it again after an interruption).
+    RotateMasterKey(master_key::RotateArgs),
+    /// Show the master-key generation and how many tokens a rotation has left.
+    MasterKeyStatus,
 }
 
 /// Parses the command line, runs the command and maps the outcome to an
@@ -127,5 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::UnwrapKey(args) => wrap::unwrap(&cli.global, args).await,
         Command::Principal(cmd) => principal::run(&cli.global, cmd).await,
         Command::Audit(args) => audit::run(args, cli.global.json),
+        Command::RotateMasterKey(args) => master_key::rotate(&cli.global, args).await,
+        Command::MasterKeyStatus => master_key::status(&cli.global).await,
     }
 }

@@ -34,7 +34,8 @@ pub enum PrincipalCommand {
     GrantCmkAccess { name: String, key_id: String },
 }
 
-async fn call(client: &KmsClient, op: &str, body: &Value) -> anyhow::Result<Value> {
+/// Calls admin operation `op` (also used by `master_key`).
+pub(super) async fn call(client: &KmsClient, op: &str, body: &Value) -> anyhow::Result<Value> {
     let target = format!("{ADMIN_PREFIX}{op}");
     let body = serde_json::to_vec(body)?;
     let reply = client

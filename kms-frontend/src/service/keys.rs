@@ -283,6 +283,9 @@ impl Kms {
                 Some(p)
             }
         };
+        // Held until the token is committed: a master-key rotation waits
+        // for every token made before it began (service/master_key).
+        let _gate = self.core.token_gate.read().await;
         let response = self
             .hsm_call(Request::CreateKey {
                 key_id: key_id.clone(),

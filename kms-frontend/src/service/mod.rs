@@ -20,6 +20,7 @@ pub mod crypto;
 pub mod grants;
 pub mod keys;
 pub mod lifecycle;
+pub mod master_key;
 pub mod policies;
 pub mod principals;
 mod resolve;
@@ -63,6 +64,13 @@ pub(crate) struct Core {
     clock: Arc<dyn Clock>,
     /// Destroyed keys the daemon has not yet confirmed evicting.
     pending_evictions: Mutex<Vec<String>>,
+    /// Read-held by every operation from asking the daemon for a new key
+    /// token until that token is committed; a master-key rotation takes it
+    /// for writing once, after it began, to wait for tokens of the old
+    /// generation still on their way to the store (`master_key`).
+    token_gate: tokio::sync::RwLock<()>,
+    /// One master-key rotation step at a time.
+    master_rotation: tokio::sync::Mutex<()>,
 }
 
 impl Core {
@@ -167,6 +175,8 @@ impl Kms {
                 writer: Mutex::new(()),
                 clock: Arc::new(SystemClock),
                 pending_evictions: Mutex::new(Vec::new()),
+                token_gate: tokio::sync::RwLock::new(()),
+                master_rotation: tokio::sync::Mutex::new(()),
             }),
         })
     }

@@ -146,6 +146,9 @@ impl Kms {
             return Ok(k.clone());
         }
         let key_id = uuid::Uuid::new_v4().to_string();
+        // Held until the token is committed: a master-key rotation waits
+        // for every token made before it began (service/master_key).
+        let _gate = self.core.token_gate.read().await;
         let response = self
             .hsm_call(Request::CreateKey {
                 key_id: key_id.clone(),

@@ -210,6 +210,9 @@ impl Kms {
             .checked_add(1)
             .ok_or_else(|| KmsError::LimitExceeded("too many key versions".into()))?;
         let key_id = entry.meta.key_id.clone();
+        // Held until the token is committed: a master-key rotation waits
+        // for every token made before it began (service/master_key).
+        let _gate = self.core.token_gate.read().await;
         let response = self
             .hsm_call(Request::CreateKey {
                 key_id: key_id.clone(),

@@ -9,6 +9,7 @@
 pub mod access;
 mod lifecycle_sql;
 pub mod sqlite;
+mod tokens_sql;
 
 pub use access::{AccessSnapshot, GrantRow, PolicyRow, PrincipalRow, SystemKeyRow};
 pub use sqlite::SqliteStore;
@@ -122,6 +123,22 @@ pub struct PrivateKeyRow {
     pub owner_arn: String,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// Where a key token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenPlace {
+    /// `key_versions` row of a CMK version.
+    KeyVersion { key_id: String, version: u32 },
+    /// `system_keys` row of an internal CMK (always its version 1).
+    SystemKey { name: String, key_id: String },
+}
+
+/// One stored key token and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub place: TokenPlace,
+    pub token: KeyToken,
 }
 
 /// Everything in the store, as loaded at start.
@@ -300,4 +317,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// [`StoreError::Conflict`] when the name exists.
     fn insert_system_key(&self, key: &SystemKeyRow) -> Result<(), StoreError>;
+
+    /// Up to `limit` stored key tokens that do not start with `header` (the
+    /// current master-key generation's token header): the ones a master-key
+    /// rotation still has to rewrap.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    fn stale_tokens(&self, header: &[u8], limit: usize) -> Result<Vec<TokenRow>, StoreError>;
+
+    /// (stale, total) counts of stored key tokens, as in [`Store::stale_tokens`].
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure.
+    fn count_stale_tokens(&self, header: &[u8]) -> Result<(u64, u64), StoreError>;
+
+    /// Replaces tokens in one transaction, each only if its row still holds
+    /// the old token; returns which were replaced.
+    ///
+    /// # Errors
+    /// [`StoreError`] on a database failure (nothing is replaced).
+    fn replace_tokens(&self, rows: &[(TokenRow, KeyToken)]) -> Result<Vec<bool>, StoreError>;
 }

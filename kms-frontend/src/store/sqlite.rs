@@ -183,6 +183,29 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(KeyRow, String)> {
 }
 
 impl Store for SqliteStore {
+    fn stale_tokens(
+        &self,
+        header: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::TokenRow>, StoreError> {
+        super::tokens_sql::stale(&self.conn(), header, limit)
+    }
+
+    fn count_stale_tokens(&self, header: &[u8]) -> Result<(u64, u64), StoreError> {
+        super::tokens_sql::count(&self.conn(), header)
+    }
+
+    fn replace_tokens(
+        &self,
+        rows: &[(super::TokenRow, KeyToken)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let done = super::tokens_sql::replace(&tx, rows)?;
+        tx.commit()?;
+        Ok(done)
+    }
+
     fn load(&self) -> Result<Snapshot, StoreError> {
         let conn = self.conn();
         let mut snap = Snapshot::default();
