@@ -388,6 +388,58 @@ pub(crate) fn load(
     ))
 }
 
+/// Unseals (or, for the plain format with `dev_plain`, reads) the one key
+/// of a format 1 file straight into `out` (a locked slot): what `backup`
+/// and `restore` carry. A format 2 file (written by a master-key rotation)
+/// is refused here; only [`load`] reads it.
+///
+/// # Errors
+/// [`StartupError::BadKeyFile`], a format 2 file, a plain file without
+/// `dev_plain`, a sealed file without a secret, a wrong secret, or an I/O
+/// error.
+pub(crate) fn load_into(
+    path: &Path,
+    secret: Option<&Secret>,
+    dev_plain: bool,
+    out: &mut [u8; KEY_LEN],
+) -> Result<Format, StartupError> {
+    let (buf, len) = read_file(path)?;
+    let bytes = buf.get(..len).unwrap_or_default();
+    let format = format_of(path, bytes)?;
+    if bytes.get(..8) == Some(seal::MAGIC_V2.as_slice())
+        || bytes.get(..8) == Some(MAGIC_V2.as_slice())
+    {
+        return Err(StartupError::BadKeyFile {
+            path: path.to_owned(),
+            what: "is in format 2 (rewritten by a master-key rotation), which holds master-key \
+                   generations and an audit seed rather than one key",
+        });
+    }
+    match (format, secret) {
+        (Format::Plain, _) if !dev_plain => Err(StartupError::BadKeyFile {
+            path: path.to_owned(),
+            what: "is a plain (unsealed) development master key; pass --dev-plain-key to use it \
+                   (development only) or create a sealed one with `hsm-daemon init --secret-file`",
+        }),
+        (Format::Plain, _) => {
+            out.copy_from_slice(bytes.get(MAGIC.len()..).unwrap_or_default());
+            Ok(format)
+        }
+        (Format::Sealed, None) => Err(StartupError::Secret(format!(
+            "{} is sealed: give the operator secret with --secret-file PATH, --secret-fd N or \
+             $CREDENTIALS_DIRECTORY/{}",
+            path.display(),
+            crate::secret::CREDENTIAL_NAME
+        ))),
+        (Format::Sealed, Some(secret)) => seal::unseal(secret.expose(), bytes, out)
+            .map(|()| format)
+            .map_err(|source| StartupError::Seal {
+                path: path.to_owned(),
+                source,
+            }),
+    }
+}
+
 /// A format 1 key: generation 1, and the audit seed derived from it.
 fn first_generation(slab: &mut KeySlab, key: &[u8]) -> Result<(Generation, Slot), StartupError> {
     let slot = slot_with(slab, key)?;
