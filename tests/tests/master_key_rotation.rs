@@ -200,7 +200,8 @@ async fn rotation_rewraps_every_token_and_everything_made_before_still_works() {
     );
 
     // The audit log spanning the rotation verifies under the key recorded
-    // before it (graceful restarts wrote signed digests on both sides).
+    // before it (digests signed on both sides; a graceful restart seals it).
+    env.restart_frontend().await;
     assert_eq!(audit_public_key(&env), audit_key_before);
     let dir = env.frontend_state_dir().join("audit");
     let dir = dir.to_str().unwrap();
