@@ -210,6 +210,36 @@ async fn rotation_rewraps_every_token_and_everything_made_before_still_works() {
         ["audit", "verify", "--public-key", &audit_key_before, dir],
     );
     assert!(out.success, "audit verify: {}{}", out.stdout, out.stderr);
+    // Every rotation step is an audited admin call, by the administrator.
+    let admin_arn = env.principal("admin").arn.clone();
+    let steps: Vec<Value> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| {
+            r["eventName"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("RotateMasterKey"))
+                && r["eventType"] == "AwsApiCall"
+        })
+        .collect();
+    assert_eq!(
+        steps.len() as u64,
+        summary["Steps"].as_u64().unwrap(),
+        "{steps:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .all(|r| r["userIdentity"]["arn"] == admin_arn.as_str())
+    );
     let daemon_log = std::fs::read_to_string(env.daemon_log()).unwrap();
     assert!(
         daemon_log.contains("master-key rotation complete"),
