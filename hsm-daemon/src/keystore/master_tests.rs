@@ -83,6 +83,9 @@ fn rewrap_moves_old_generation_tokens_and_refuses_unknown_generations() {
         WireError::InvalidToken
     );
 
+    // Warm the cache through the old token again just before completing.
+    assert_eq!(decrypt(&mut ks, &old, &blob).expect("old token"), b"before");
+    assert_eq!(ks.cached_versions("k1"), vec![1]);
     assert_eq!(
         complete(&mut ks, 3).expect_err("not the current").to_wire(),
         WireError::InvalidRequest(InvalidReason::MasterKeyGeneration)
