@@ -1,5 +1,5 @@
 //! The crypto of each hsm-daemon operation, in-process (`cargo bench -p
-//! hsm-daemon`): the daemon's own `crypto.rs` compiled into this bench (it
+//! hsm-daemon`): the daemon's own `crypto/mod.rs` compiled into this bench (it
 //! is a binary crate), so these are the exact functions the keystore thread
 //! runs for CreateKey (wrap a token), a cache miss (unwrap a token),
 //! Encrypt (seal), Decrypt (open), GenerateDataKey (random + seal) and
@@ -9,24 +9,29 @@
 //! reference that BENCHMARKS.md compares request rates against.
 
 //!
-//! Everything is `cfg(not(test))`: `cargo clippy --all-targets` builds
-//! benches with `cfg(test)`, under which `crypto.rs` would pull in its unit
-//! tests, which need the rest of the daemon.
+//! Cargo compiles bench targets with `cfg(test)`, so the included files
+//! bring their unit-test modules along (compiled, never run here); that is
+//! why `crypto` is a `crypto/mod.rs` file: loaded by `#[path]`, a file's own
+//! submodules are looked up beside it, which only a `mod.rs` file agrees
+//! with. (Until 2026-11-23 this bench was gated on `cfg(not(test))` and so
+//! ran nothing under `cargo bench`.)
 
-#![allow(dead_code, unreachable_pub)]
-#![cfg_attr(test, allow(unused_imports))]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
-#[cfg(not(test))]
 #[rustfmt::skip]
 #[path = "../src/error.rs"]
 mod error;
-#[cfg(not(test))]
 mod secure_mem {
     pub(crate) const KEY_LEN: usize = 32;
 }
-#[cfg(not(test))]
+/// `error.rs` names the sealing error in one of its start-up variants.
+mod seal {
+    #[derive(Debug, thiserror::Error)]
+    #[error("sealing is not part of this benchmark")]
+    pub(crate) struct SealError;
+}
 #[rustfmt::skip]
-#[path = "../src/crypto.rs"]
+#[path = "../src/crypto/mod.rs"]
 mod crypto;
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
@@ -35,10 +40,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::{KeyRef, KeySpec};
 use std::hint::black_box;
 
-#[cfg(not(test))]
 const KEY_ID: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 
-#[cfg(not(test))]
 fn ops(c: &mut Criterion) {
     let master = [1u8; 32];
     let cmk = [2u8; 32];
@@ -113,9 +116,5 @@ fn ops(c: &mut Criterion) {
     g.finish();
 }
 
-#[cfg(not(test))]
 criterion_group!(benches, ops);
-#[cfg(not(test))]
 criterion_main!(benches);
-#[cfg(test)]
-fn main() {}

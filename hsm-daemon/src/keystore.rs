@@ -38,7 +38,7 @@ const QUEUE_DEPTH: usize = 1024;
 /// Stack of the keystore thread, all of it locked: ample for the crypto.
 const STACK_BYTES: usize = 256 * 1024;
 /// Polls of an empty queue (each a `sched_yield`) before the thread parks.
-const POLL_YIELDS: u32 = 64;
+const POLL_YIELDS: u32 = 8;
 /// Under continuous load the stack is scrubbed at least this often.
 const SCRUB_EVERY: u32 = 256;
 
