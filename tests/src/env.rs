@@ -60,6 +60,15 @@ pub struct EnvOptions {
     /// TOML appended at the end of the frontend config (after the
     /// principals, so it must start with a table header, e.g. `[audit]`).
     pub frontend_extra_toml: Option<String>,
+    /// Point the frontend at this socket instead of the daemon's (a relay
+    /// between the two, say). See [`Self::defer_frontend`].
+    pub frontend_hsm_socket: Option<PathBuf>,
+    /// Start only the daemon; the test starts the frontend with
+    /// [`TestEnv::start_frontend`] once whatever sits between them is up.
+    pub defer_frontend: bool,
+    /// `RUST_LOG` for both processes (default: the test's own `RUST_LOG`,
+    /// else `info`).
+    pub log_filter: Option<String>,
 }
 
 /// A running process and its log.
@@ -281,16 +290,24 @@ impl TestEnv {
         env.init_daemon();
         env.write_config();
         env.spawn_daemon();
-        env.spawn_frontend();
+        if !env.opts.defer_frontend {
+            env.spawn_frontend();
+        }
         env
+    }
+
+    /// The `RUST_LOG` given to both processes.
+    fn log_filter(&self) -> String {
+        self.opts
+            .log_filter
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".into())
     }
 
     fn daemon_command(&self) -> Command {
         let mut cmd = Command::new(bin_path("hsm-daemon"));
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        cmd.env("RUST_LOG", self.log_filter());
         if let Some((uid, gid)) = self.opts.daemon_user {
             cmd.uid(uid).gid(gid);
         }
@@ -365,7 +382,11 @@ impl TestEnv {
         let mut toml = format!(
             "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nhsm_socket = \"{}\"\nhsm_state_dir = \"{}\"\nregion = \"{}\"\naccount_id = \"{}\"\n",
             self.frontend_state.display(),
-            self.socket.display(),
+            self.opts
+                .frontend_hsm_socket
+                .as_ref()
+                .unwrap_or(&self.socket)
+                .display(),
             self.hsm_state.display(),
             crate::REGION,
             crate::ACCOUNT_ID
@@ -402,10 +423,7 @@ impl TestEnv {
     fn frontend_command(&self) -> Command {
         let mut cmd = Command::new(bin_path("kms-frontend"));
         cmd.arg("--config").arg(&self.config);
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        );
+        cmd.env("RUST_LOG", self.log_filter());
         cmd
     }
 
@@ -498,7 +516,8 @@ impl TestEnv {
         }
     }
 
-    /// Start the frontend again after [`Self::kill9_frontend`].
+    /// Start the frontend again after [`Self::kill9_frontend`], or for the
+    /// first time with [`EnvOptions::defer_frontend`].
     pub async fn start_frontend(&mut self) {
         assert!(self.frontend.is_none(), "frontend already running");
         self.spawn_frontend_async().await;

@@ -1,8 +1,9 @@
 //! Black-box test harness for hsm-kms: starts the real `hsm-daemon` and
 //! `kms-frontend` binaries on a private temp directory (`env`), builds AWS SDK
 //! clients that trust only the frontend's dev CA (`client`), sends raw signed
-//! HTTPS requests the SDK would not send (`raw`), and scans process memory
-//! through `/proc` (`memscan`). The suites live in `tests/tests/`; they know the
+//! HTTPS requests the SDK would not send (`raw`), scans process memory
+//! through `/proc` (`memscan`), and looks for a workload's secrets in bytes
+//! where they must not be (`leaks`). The suites live in `tests/tests/`; they know the
 //! binaries only through ARCHITECTURE.md's contract.
 
 pub mod admin;
@@ -12,6 +13,7 @@ pub mod daemon;
 pub mod env;
 pub mod errors;
 pub mod kmsctl;
+pub mod leaks;
 pub mod memscan;
 pub mod ops;
 pub mod raw;
