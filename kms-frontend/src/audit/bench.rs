@@ -1,8 +1,9 @@
 //! Audit write latency and throughput, measured (not asserted): run with
 //! `cargo test -p kms-frontend --lib audit::bench -- --ignored --nocapture`.
-//! For each durability setting, `CONCURRENCY` tasks each submit records the
-//! size of a typical Encrypt record to one writer and wait for each, as
-//! requests do; prints records/s and the latency percentiles.
+//! For each durability setting, `concurrency` tasks each submit calls of
+//! one or two records the size of a typical Encrypt record (a call with one
+//! authorization decision writes two) to one writer and wait for each, as
+//! requests do; prints calls/s, records/s and the latency percentiles.
 
 use super::{AuditSettings, Auditor, Durability};
 use crate::hsm_client::HsmClient;
@@ -30,7 +31,11 @@ fn body() -> Vec<u8> {
     v
 }
 
-async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>) {
+async fn run(
+    durability: Durability,
+    concurrency: usize,
+    records_per_call: usize,
+) -> (f64, Vec<Duration>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = AuditSettings {
         dir: dir.path().join("audit"),
@@ -48,7 +53,7 @@ async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>)
     } else {
         RECORDS
     };
-    let per_task = records / concurrency;
+    let per_task = records / concurrency / records_per_call;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -57,7 +62,9 @@ async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>)
             let mut lat = Vec::with_capacity(per_task);
             for _ in 0..per_task {
                 let t = Instant::now();
-                a.submit(vec![body()]).await.expect("written");
+                a.submit(vec![body(); records_per_call])
+                    .await
+                    .expect("written");
                 lat.push(t.elapsed());
             }
             lat
@@ -77,15 +84,17 @@ async fn run(durability: Durability, concurrency: usize) -> (f64, Vec<Duration>)
 #[ignore = "measurement: run with --ignored --nocapture"]
 async fn audit_write_throughput_and_latency() {
     for durability in [Durability::None, Durability::Group, Durability::Fsync] {
-        for concurrency in [1, 64] {
+        for (concurrency, per_call) in [(1, 1), (64, 1), (64, 2)] {
             if durability == Durability::Fsync && concurrency == 1 {
                 continue;
             }
-            let (rate, lat) = run(durability, concurrency).await;
+            let (rate, lat) = run(durability, concurrency, per_call).await;
             let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
             println!(
-                "durability={durability:?} concurrency={concurrency}: {rate:.0} records/s, \
-                 p50 {:?}, p99 {:?}, max {:?} ({} records of ~900 B)",
+                "durability={durability:?} concurrency={concurrency} records/call={per_call}: \
+                 {rate:.0} calls/s ({:.0} records/s), p50 {:?}, p99 {:?}, max {:?} \
+                 ({} calls, records of ~900 B)",
+                rate * per_call as f64,
                 pct(0.50),
                 pct(0.99),
                 lat[lat.len() - 1],
