@@ -239,9 +239,15 @@ impl Core {
         }
     }
 
-    /// Refuses a caller that is not an administrator (principal
-    /// management); the decision is recorded either way.
-    pub(crate) fn require_admin(&self, caller: &Principal, action: &str) -> Result<(), KmsError> {
+    /// Refuses a caller that is not an administrator (`hsm-kms-admin:`
+    /// `action`, something only administrators may `what`); the decision is
+    /// recorded either way.
+    pub(crate) fn require_admin(
+        &self,
+        caller: &Principal,
+        action: &str,
+        what: &str,
+    ) -> Result<(), KmsError> {
         let a = Authorization {
             principal: caller.arn.clone(),
             action: format!("hsm-kms-admin:{action}"),
@@ -259,7 +265,7 @@ impl Core {
         } else {
             Err(KmsError::AccessDenied(format!(
                 "User: {} is not authorized to perform: hsm-kms-admin:{action} because only \
-                 administrators may manage principals",
+                 administrators may {what}",
                 caller.arn
             )))
         }

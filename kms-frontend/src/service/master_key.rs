@@ -64,18 +64,8 @@ pub struct RotationStep {
     pub completed: bool,
 }
 
-fn require_admin(caller: &Principal, action: &str) -> Result<(), KmsError> {
-    if caller.admin {
-        return Ok(());
-    }
-    tracing::info!(target: "authz", principal = %caller.arn, action, allowed = false,
-        decided_by = "not an administrator", "authorization decision");
-    Err(KmsError::AccessDenied(format!(
-        "User: {} is not authorized to perform: hsm-kms-admin:{action} because only \
-         administrators may rotate or inspect the master key",
-        caller.arn
-    )))
-}
+/// What only administrators may do here (in the AccessDenied message).
+const MASTER_KEY_ADMINS: &str = "rotate or inspect the master key";
 
 fn unexpected(op: &str) -> KmsError {
     KmsError::Internal(format!("{op}: unexpected HSM response"))
@@ -104,7 +94,8 @@ impl Kms {
     /// # Errors
     /// AccessDenied, HSM and store failures.
     pub async fn master_key_status(&self, caller: &Principal) -> Result<MasterKeyStatus, KmsError> {
-        require_admin(caller, "GetMasterKeyStatus")?;
+        self.core
+            .require_admin(caller, "GetMasterKeyStatus", MASTER_KEY_ADMINS)?;
         let (generation, previous_generation) = self.master_keys(Request::MasterKeyStatus).await?;
         let (stale_tokens, tokens) = self
             .count_stale(protocol::token::header(generation))
@@ -131,7 +122,8 @@ impl Kms {
         batch_size: Option<u32>,
         max_batches: Option<u32>,
     ) -> Result<RotationStep, KmsError> {
-        require_admin(caller, "RotateMasterKey")?;
+        self.core
+            .require_admin(caller, "RotateMasterKey", MASTER_KEY_ADMINS)?;
         let batch = batch_size.unwrap_or(DEFAULT_BATCH);
         if !(1..=MAX_BATCH).contains(&batch) || max_batches == Some(0) {
             return Err(KmsError::Validation(format!(

@@ -77,7 +77,7 @@ impl Kms {
     /// # Errors
     /// AccessDenied for a caller that is not an administrator.
     pub fn require_admin(&self, caller: &Principal, action: &str) -> Result<(), KmsError> {
-        self.core.require_admin(caller, action)
+        self.core.require_admin(caller, action, "manage principals")
     }
 
     /// The ARN a principal named `name` gets in this account.
@@ -187,7 +187,8 @@ impl Kms {
         admin: bool,
         taken: impl Fn(&str) -> bool,
     ) -> Result<PrincipalSecret, KmsError> {
-        self.core.require_admin(caller, "CreatePrincipal")?;
+        self.core
+            .require_admin(caller, "CreatePrincipal", "manage principals")?;
         check_name(name)?;
         let arn = self.user_arn(name);
         let mut state = self.core.principals.lock().await;
@@ -251,7 +252,8 @@ impl Kms {
         name: &str,
         in_config: impl Fn(&str) -> bool,
     ) -> Result<String, KmsError> {
-        self.core.require_admin(caller, "DeletePrincipal")?;
+        self.core
+            .require_admin(caller, "DeletePrincipal", "manage principals")?;
         check_name(name)?;
         let arn = self.user_arn(name);
         let mut state = self.core.principals.lock().await;
