@@ -2,10 +2,13 @@
 //! backup key that is split M-of-N with Shamir's scheme, so no single file
 //! (and no fewer than M share holders) can recover it.
 //!
-//! `backup` unseals the master key exactly as `serve` does (same permission
-//! checks, same secret sources, `keyfile::load_into`), draws a 256-bit backup
-//! key and a 16-byte backup id from the OS RNG, seals the master key under
-//! the backup key (`format`), splits the backup key (`shamir`) and writes
+//! `backup` unseals the master key file exactly as `serve` does (same
+//! permission checks, same secret sources, `keyfile::unseal_into`), refuses
+//! one that holds two generations (a master-key rotation in progress), draws
+//! a 256-bit backup key and a 16-byte backup id from the OS RNG, seals what
+//! the key file holds under the backup key (`format`: format 1, the one
+//! key, for a file as `init` wrote it; format 2, generation, key and audit
+//! seed, once a rotation has run), splits the backup key (`shamir`) and writes
 //! `backup.hkb` and `share-K-of-N.hks` into the output directory, each 0600
 //! and `O_EXCL`. `restore` (in `restore`) goes the other way into a new state
 //! directory. Both run without the socket or the sandbox, make the process
@@ -23,7 +26,7 @@ use crate::config::BackupArgs;
 use crate::error::StartupError;
 use crate::secure_mem::{KEY_LEN, KeySlab, SizeClass, Slot};
 use crate::{keyfile, secret};
-use format::{BackupHeader, BackupId, FormatError};
+use format::{BackupHeader, BackupId, FormatError, Version};
 use shamir::ShamirError;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -98,6 +101,17 @@ pub(crate) enum BackupError {
         have: usize,
         given: String,
     },
+    #[error(
+        "{}: a master-key rotation is in progress (generation {previous} to {current}), so the file \
+         holds two master keys; finish it first with `kmsctl rotate-master-key` (run it again until \
+         it reports completion), then back up",
+        path.display()
+    )]
+    RotationInProgress {
+        path: PathBuf,
+        current: u32,
+        previous: u32,
+    },
     #[error("{}: the restored master key file does not read back as the restored key; removed it", .0.display())]
     Verify(PathBuf),
     #[error("locked key memory: {0}")]
@@ -117,7 +131,8 @@ impl BackupError {
     }
 }
 
-/// A 32-byte key in its own locked, undumpable page, wiped on drop.
+/// A 32-byte key (or another short secret) in its own locked, undumpable
+/// page, wiped on drop.
 struct LockedKey {
     slab: KeySlab,
     slot: Slot,
@@ -129,27 +144,53 @@ impl std::fmt::Debug for LockedKey {
     }
 }
 
+/// A locked slab of `slots` slots of `bytes` bytes. Memory that the kernel
+/// would not lock is used anyway (this is a one-shot command, not the
+/// server) but warned about.
+fn locked_slab(what: &str, bytes: usize, slots: u32) -> Result<KeySlab, BackupError> {
+    let slab = KeySlab::new(&[SizeClass { bytes, slots }]).map_err(BackupError::Memory)?;
+    match slab.verify() {
+        Ok(check) if check.is_ok() => {}
+        other => warn!(
+            ?other,
+            "memory for the {what} is not locked or not excluded from core dumps \
+             (raise RLIMIT_MEMLOCK); going on, the process is not dumpable"
+        ),
+    }
+    Ok(slab)
+}
+
+/// Memory for a master key file's keys as `keyfile::unseal_into` loads
+/// them: sealing key, two generations, audit seed, with room to spare.
+fn key_file_slab() -> Result<KeySlab, BackupError> {
+    locked_slab("master keys", KEY_LEN, 6)
+}
+
 impl LockedKey {
-    /// A zeroed key slot. Memory that the kernel would not lock is used
-    /// anyway (this is a one-shot command, not the server) but warned about.
+    /// A zeroed key slot.
     fn new(what: &str) -> Result<Self, BackupError> {
-        let mut slab = KeySlab::new(&[SizeClass {
-            bytes: KEY_LEN,
-            slots: 1,
-        }])
-        .map_err(BackupError::Memory)?;
+        Self::with_len(what, KEY_LEN)
+    }
+
+    /// A zeroed slot of `len` bytes.
+    fn with_len(what: &str, len: usize) -> Result<Self, BackupError> {
+        let mut slab = locked_slab(what, len, 1)?;
         let slot = slab
-            .alloc(KEY_LEN)
+            .alloc(len)
             .ok_or(BackupError::Memory(nix::Error::ENOMEM))?;
-        match slab.verify() {
-            Ok(check) if check.is_ok() => {}
-            other => warn!(
-                ?other,
-                "memory for the {what} is not locked or not excluded from core dumps \
-                 (raise RLIMIT_MEMLOCK); going on, the process is not dumpable"
-            ),
-        }
         Ok(Self { slab, slot })
+    }
+
+    fn bytes(&self) -> Result<&[u8], BackupError> {
+        self.slab
+            .bytes(self.slot)
+            .ok_or(BackupError::Memory(nix::Error::EINVAL))
+    }
+
+    fn bytes_mut(&mut self) -> Result<&mut [u8], BackupError> {
+        self.slab
+            .bytes_mut(self.slot)
+            .ok_or(BackupError::Memory(nix::Error::EINVAL))
     }
 
     fn get(&self) -> Result<&[u8; KEY_LEN], BackupError> {
@@ -244,29 +285,47 @@ fn check_split(m: u32, n: u32) -> Result<(u8, u8), BackupError> {
     Ok((m, n))
 }
 
-/// `backup.hkb` (format 1) carries one master key of generation 1, as
-/// `init` writes it (`HKMSSK01` sealed, `HKMSMK01` plain). A key file in any
-/// other format -- one rewritten by a master-key rotation, which may hold two
-/// keys while the rotation is in progress, other generations and a carried
-/// audit seed -- is refused here, before anything is unsealed, rather than
-/// backed up as something `restore` would bring back differently.
-fn require_single_key_format(path: &Path) -> Result<(), BackupError> {
-    let mut magic = [0u8; 8];
-    match File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
-        // Too short to have a magic: `keyfile::check` names what is wrong.
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(()),
-        Err(e) => return Err(BackupError::io(path, e)),
-        Ok(()) => {}
+/// The backup format that carries `keys` (loaded into `slab`) exactly:
+/// format 1 when they are what `init` writes (generation 1, the audit seed
+/// derived from the key, as a format 1 key file implies), else format 2.
+fn version_for(slab: &KeySlab, keys: &keyfile::MasterKeys) -> Result<Version, BackupError> {
+    let missing = || BackupError::Memory(nix::Error::EINVAL);
+    if keys.current.number != protocol::token::FIRST_GENERATION {
+        return Ok(Version::Two);
     }
-    if magic == *crate::seal::MAGIC || magic == *keyfile::MAGIC {
-        return Ok(());
+    let master = slab.key(keys.current.slot).ok_or_else(missing)?;
+    let seed = slab.key(keys.audit_seed).ok_or_else(missing)?;
+    let mut derived = LockedKey::new("audit seed")?;
+    crate::audit_key::seed_from_master(master, derived.get_mut()?).map_err(|_| BackupError::Rng)?;
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        derived.get()?.as_slice(),
+        seed.as_slice(),
+    )) {
+        Ok(Version::One)
+    } else {
+        Ok(Version::Two)
     }
-    Err(BackupError::Usage(format!(
-        "{}: backup takes a master key file holding one key as `init` writes it \
-         (HKMSSK01 sealed or HKMSMK01 plain); this file is in another format (a master-key \
-         rotation in progress or done rewrites it so), which this backup format cannot carry",
-        path.display()
-    )))
+}
+
+/// The payload of `version` for the current generation of `keys` (loaded
+/// into `slab`), in locked memory.
+fn payload_of(
+    slab: &KeySlab,
+    keys: &keyfile::MasterKeys,
+    version: Version,
+) -> Result<LockedKey, BackupError> {
+    let missing = || BackupError::Memory(nix::Error::EINVAL);
+    let master = slab.key(keys.current.slot).ok_or_else(missing)?;
+    let mut payload = LockedKey::with_len("backup payload", version.payload_len())?;
+    match version {
+        Version::One => payload.bytes_mut()?.copy_from_slice(master),
+        Version::Two => {
+            let seed = slab.key(keys.audit_seed).ok_or_else(missing)?;
+            format::encode_payload_v2(keys.current.number, master, seed, payload.bytes_mut()?)
+                .map_err(|_| missing())?;
+        }
+    }
+    Ok(payload)
 }
 
 /// The file name of share `k` of `n`.
@@ -281,7 +340,7 @@ fn self_check(
     wrapped: &[u8],
     shares: &[Zeroizing<[u8; format::SHARE_LEN]>],
     m: u8,
-    master: &[u8; KEY_LEN],
+    payload: &[u8],
 ) -> Result<(), BackupError> {
     let failed = || {
         BackupError::Usage(
@@ -299,12 +358,9 @@ fn self_check(
         let points: Vec<_> = pick.iter().map(|s| &s.point).collect();
         let mut key = LockedKey::new("backup key")?;
         shamir::combine(&points, m, key.get_mut()?)?;
-        let mut back = LockedKey::new("master key")?;
-        format::open_backup(wrapped, key.get()?, back.get_mut()?).map_err(|_| failed())?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            back.get()?.as_slice(),
-            master.as_slice(),
-        )) {
+        let mut back = LockedKey::with_len("backup payload", payload.len())?;
+        format::open_backup(wrapped, key.get()?, back.bytes_mut()?).map_err(|_| failed())?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(back.bytes()?, payload)) {
             return Err(failed());
         }
     }
@@ -321,7 +377,6 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
     crate::config::check_private(&args.state_dir, true)?;
     let key_path = keyfile::path_in(&args.state_dir);
     crate::config::check_private(&key_path, false)?;
-    require_single_key_format(&key_path)?;
     let format = keyfile::check(&key_path)?;
     let source = secret::resolve(args.secret.secret_file, args.secret.secret_fd)?;
 
@@ -331,16 +386,27 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
         return Err(BackupError::Exists(p.clone()));
     }
 
-    let mut master = LockedKey::new("master key")?;
-    {
+    let mut slab = key_file_slab()?;
+    let (_, keys, _) = {
         let secret = source.as_ref().map(secret::read).transpose()?;
-        keyfile::load_into(
+        keyfile::unseal_into(
             &key_path,
             secret.as_ref(),
             args.secret.dev_plain_key,
-            master.get_mut()?,
-        )?;
+            &mut slab,
+        )?
+    };
+    if let Some(previous) = keys.previous {
+        return Err(BackupError::RotationInProgress {
+            path: key_path,
+            current: keys.current.number,
+            previous: previous.number,
+        });
     }
+    let version = version_for(&slab, &keys)?;
+    let generation = keys.current.number;
+    let payload = payload_of(&slab, &keys, version)?;
+    drop(slab);
     if format == keyfile::Format::Plain {
         warn!("backing up a plain (unsealed) development master key");
     }
@@ -354,17 +420,23 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
         .iter()
         .map(|p| format::encode_share(id, m, n, p))
         .unzip();
-    let header = BackupHeader { id, m, n, checks };
+    let header = BackupHeader {
+        version,
+        id,
+        m,
+        n,
+        checks,
+    };
     let wrapped =
-        format::seal_backup(&header, backup_key.get()?, master.get()?).map_err(|source| {
+        format::seal_backup(&header, backup_key.get()?, payload.bytes()?).map_err(|source| {
             BackupError::File {
                 path: paths[0].clone(),
                 source,
             }
         })?;
     drop(backup_key);
-    self_check(&wrapped, &shares, m, master.get()?)?;
-    drop(master);
+    self_check(&wrapped, &shares, m, payload.bytes()?)?;
+    drop(payload);
     // The key schedules and copies made while sealing were on this stack.
     crate::secure_mem::stack::scrub();
 
@@ -386,9 +458,13 @@ pub(crate) fn backup(args: BackupArgs) -> Result<(), BackupError> {
         written.push(path);
     }
     sync_dir(&args.out)?;
-    info!(backup_id = %id, threshold = m, shares = n, out = %args.out.display(), "backup written");
+    info!(backup_id = %id, generation, threshold = m, shares = n, out = %args.out.display(), "backup written");
+    let what = match version {
+        Version::One => "master key".to_owned(),
+        Version::Two => format!("master key (generation {generation}) and audit seed"),
+    };
     println!(
-        "backup {id}: master key wrapped in {}; {n} shares, any {m} of which restore it:",
+        "backup {id}: {what} wrapped in {}; {n} shares, any {m} of which restore it:",
         paths[0].display()
     );
     for p in &paths[1..] {
@@ -403,33 +479,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_files_other_than_a_single_init_key_are_refused() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let path = tmp.path().join("master.key");
-        for (magic, ok) in [
-            (b"HKMSSK01", true),
-            (b"HKMSMK01", true),
-            (b"HKMSSK02", false),
-            (b"HKMSMK02", false),
-        ] {
-            let mut bytes = magic.to_vec();
-            bytes.extend_from_slice(&[0u8; 88]);
-            std::fs::write(&path, &bytes).expect("write");
-            let got = require_single_key_format(&path);
-            assert_eq!(got.is_ok(), ok, "{:?}", String::from_utf8_lossy(magic));
-            if let Err(e) = got {
-                assert!(e.to_string().contains("rotation"), "{e}");
-            }
-        }
-        std::fs::write(&path, b"HKMS").expect("write");
-        assert!(
-            require_single_key_format(&path).is_ok(),
-            "short: left to keyfile::check"
-        );
-        assert!(keyfile::check(&path).is_err());
-    }
-
-    #[test]
     fn self_check_catches_a_backup_that_would_not_restore() {
         let key = [0x31u8; KEY_LEN];
         let master = [0x42u8; KEY_LEN];
@@ -440,6 +489,7 @@ mod tests {
             .map(|p| format::encode_share(id, 2, 3, p))
             .unzip();
         let header = BackupHeader {
+            version: Version::One,
             id,
             m: 2,
             n: 3,

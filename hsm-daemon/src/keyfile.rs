@@ -305,21 +305,41 @@ fn keys_from_body(
 }
 
 /// Loads the master keys of `state_dir` into `slab`: unseals (or, for a
-/// plain file with `dev_plain`, reads) `master.key` of either format,
-/// keeping the sealing key for later rotations, and opens the directory for
-/// [`KeyFile::replace`]. A temporary file left by a rotation that crashed
-/// before its rename is removed (the rename is what commits a new file).
+/// plain file with `dev_plain`, reads) `master.key` of either format
+/// ([`unseal_into`]), keeping the sealing key for later rotations, and opens
+/// the directory for [`KeyFile::replace`]. A temporary file left by a
+/// rotation that crashed before its rename is removed (the rename is what
+/// commits a new file).
 ///
 /// # Errors
-/// [`StartupError::BadKeyFile`], a plain file without `dev_plain`, a sealed
-/// file without a secret, a wrong secret, or an I/O error.
+/// As [`unseal_into`], or an I/O error opening the directory.
 pub(crate) fn load(
     state_dir: &Path,
     secret: Option<&Secret>,
     dev_plain: bool,
     slab: &mut KeySlab,
 ) -> Result<(Format, MasterKeys), StartupError> {
-    let path = path_in(state_dir);
+    let (format, mut keys, sealing) = unseal_into(&path_in(state_dir), secret, dev_plain, slab)?;
+    keys.file = Some(KeyFile::open(state_dir, sealing)?);
+    Ok((format, keys))
+}
+
+/// Unseals (or, for a plain file with `dev_plain`, reads) the key file at
+/// `path`, of either format, into slots of `slab`, touching nothing on
+/// disk: what [`load`] does before opening the directory, and what `backup`
+/// and `restore` use. The keys come back with `file: None`, with the
+/// sealing key (in a slot of `slab`) for a sealed file.
+///
+/// # Errors
+/// [`StartupError::BadKeyFile`], a plain file without `dev_plain`, a sealed
+/// file without a secret, a wrong secret, too few slots, or an I/O error.
+pub(crate) fn unseal_into(
+    path: &Path,
+    secret: Option<&Secret>,
+    dev_plain: bool,
+    slab: &mut KeySlab,
+) -> Result<(Format, MasterKeys, Option<Sealing>), StartupError> {
+    let path = path.to_owned();
     let (buf, len) = read_file(&path)?;
     let bytes = buf.get(..len).unwrap_or_default();
     let format = format_of(&path, bytes)?;
@@ -376,68 +396,16 @@ pub(crate) fn load(
             (c, p, seed, Some(Sealing { kek, params }))
         }
     };
-    let file = KeyFile::open(state_dir, sealing)?;
     Ok((
         format,
         MasterKeys {
             current,
             previous,
             audit_seed,
-            file: Some(file),
+            file: None,
         },
+        sealing,
     ))
-}
-
-/// Unseals (or, for the plain format with `dev_plain`, reads) the one key
-/// of a format 1 file straight into `out` (a locked slot): what `backup`
-/// and `restore` carry. A format 2 file (written by a master-key rotation)
-/// is refused here; only [`load`] reads it.
-///
-/// # Errors
-/// [`StartupError::BadKeyFile`], a format 2 file, a plain file without
-/// `dev_plain`, a sealed file without a secret, a wrong secret, or an I/O
-/// error.
-pub(crate) fn load_into(
-    path: &Path,
-    secret: Option<&Secret>,
-    dev_plain: bool,
-    out: &mut [u8; KEY_LEN],
-) -> Result<Format, StartupError> {
-    let (buf, len) = read_file(path)?;
-    let bytes = buf.get(..len).unwrap_or_default();
-    let format = format_of(path, bytes)?;
-    if bytes.get(..8) == Some(seal::MAGIC_V2.as_slice())
-        || bytes.get(..8) == Some(MAGIC_V2.as_slice())
-    {
-        return Err(StartupError::BadKeyFile {
-            path: path.to_owned(),
-            what: "is in format 2 (rewritten by a master-key rotation), which holds master-key \
-                   generations and an audit seed rather than one key",
-        });
-    }
-    match (format, secret) {
-        (Format::Plain, _) if !dev_plain => Err(StartupError::BadKeyFile {
-            path: path.to_owned(),
-            what: "is a plain (unsealed) development master key; pass --dev-plain-key to use it \
-                   (development only) or create a sealed one with `hsm-daemon init --secret-file`",
-        }),
-        (Format::Plain, _) => {
-            out.copy_from_slice(bytes.get(MAGIC.len()..).unwrap_or_default());
-            Ok(format)
-        }
-        (Format::Sealed, None) => Err(StartupError::Secret(format!(
-            "{} is sealed: give the operator secret with --secret-file PATH, --secret-fd N or \
-             $CREDENTIALS_DIRECTORY/{}",
-            path.display(),
-            crate::secret::CREDENTIAL_NAME
-        ))),
-        (Format::Sealed, Some(secret)) => seal::unseal(secret.expose(), bytes, out)
-            .map(|()| format)
-            .map_err(|source| StartupError::Seal {
-                path: path.to_owned(),
-                source,
-            }),
-    }
 }
 
 /// A format 1 key: generation 1, and the audit seed derived from it.

@@ -5,7 +5,10 @@
 //! SDK, what the original daemon encrypted; fewer than M shares, a share of
 //! another backup, a corrupted or altered share or backup file, and a target
 //! that already holds a master key are each refused with a message naming
-//! the problem, and nothing is written.
+//! the problem, and nothing is written. After a master-key rotation the
+//! backup (format 2) carries the generation and the audit seed too, and the
+//! restored daemon serves data from both generations under the original
+//! audit key; during a rotation, backup is refused.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -15,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hsm_kms_tests::bins::bin_path;
-use hsm_kms_tests::{TestEnv, ops};
+use hsm_kms_tests::{EnvOptions, TestEnv, ops};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 const FAST_KDF: [&str; 4] = ["--kdf-memory-kib", "8192", "--kdf-iterations", "1"];
@@ -446,20 +450,112 @@ fn backup_of_a_sealed_key_needs_the_right_secret() {
     assert!(!out.exists(), "output written without the master key");
 }
 
-/// A key file rewritten by a master-key rotation (format 2: other
-/// generations, a carried audit seed, two keys while the rotation runs) is
-/// refused before anything is unsealed: `backup.hkb` carries one key of
-/// generation 1, as `init` writes it.
-#[test]
-fn backup_refuses_a_key_file_written_by_a_rotation() {
+fn audit_public_key(env: &TestEnv) -> String {
+    let path = env.frontend_state_dir().join("audit/audit-signing-key.pub");
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// After a completed master-key rotation the key file is in format 2
+/// (generation 2, the carried audit seed); its backup (format 2) restores a
+/// key file holding the same generation, key and audit seed, so the
+/// restored daemon decrypts what was encrypted before and after the
+/// rotation and signs the audit log with the original public key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_after_a_rotation_restores_both_generations_work_and_the_audit_key() {
+    let mut env = TestEnv::start_with(EnvOptions {
+        frontend_extra_toml: Some("[audit]\ndigest_every = 3\n".into()),
+        ..EnvOptions::default()
+    });
+    let c = env.client("alice");
+    let key = ops::create_key(&c).await;
+    let before = ops::encrypt(&c, &key, b"before the rotation", &[("when", "before")]).await;
+    let summary = env.kmsctl("admin", ["--json", "rotate-master-key"]).json();
+    assert_eq!(
+        (summary["Completed"].clone(), summary["Generation"].clone()),
+        (json!(true), json!(2)),
+        "{summary}"
+    );
+    let after = ops::encrypt(&c, &key, b"after the rotation", &[]).await;
+    let rotated = env.read_master_keys();
+    assert_eq!(rotated.keys.len(), 1);
+    assert_eq!(rotated.keys[0].0, 2);
+    assert!(rotated.audit_seed.is_some(), "format 2 carries the seed");
+    // A graceful restart signs a digest, writing the audit public key file.
+    env.restart_frontend().await;
+    let audit_key_before = audit_public_key(&env);
+
+    let out = env.dir().join("backup");
+    let o = backup(&env, &out, 5, 3);
+    assert!(o.status.success(), "backup failed: {}", stderr(&o));
+    assert_eq!(&fs::read(out.join("backup.hkb")).unwrap()[..8], b"HKMSBK02");
+
+    env.kill9_frontend();
+    env.kill9_daemon();
+    fs::rename(env.hsm_state_dir(), env.dir().join("hsm-of-daemon-a")).unwrap();
+    write_private(env.secret_file(), b"the new machine's operator secret");
+    let shares = [share(&out, 2, 5), share(&out, 3, 5), share(&out, 5, 5)];
+    let o = restore(&out, &shares, env.hsm_state_dir(), Some(env.secret_file()));
+    assert!(o.status.success(), "restore failed: {}", stderr(&o));
+    assert_eq!(&fs::read(env.master_key_path()).unwrap()[..8], b"HKMSSK02");
+    let restored = env.read_master_keys();
+    assert_eq!(restored.keys, rotated.keys, "same generation and key");
+    assert_eq!(restored.audit_seed, rotated.audit_seed, "same audit seed");
+    assert_eq!(mode(&env.master_key_path()), 0o600);
+
+    // The public key file is fetched again from the restored daemon.
+    fs::remove_file(env.frontend_state_dir().join("audit/audit-signing-key.pub")).unwrap();
+    env.start_daemon().await;
+    env.start_frontend().await;
+    let c = env.client("alice");
+    assert_eq!(
+        ops::decrypt(&c, &before, &[("when", "before")]).await,
+        b"before the rotation"
+    );
+    assert_eq!(ops::decrypt(&c, &after, &[]).await, b"after the rotation");
+    let fresh = ops::encrypt(&c, &key, b"on the restored daemon", &[]).await;
+    assert_eq!(
+        ops::decrypt(&c, &fresh, &[]).await,
+        b"on the restored daemon"
+    );
+    env.restart_frontend().await;
+    assert_eq!(audit_public_key(&env), audit_key_before);
+}
+
+/// While a rotation is in progress the key file holds two master keys; a
+/// backup then is refused, naming the command that finishes the rotation,
+/// and nothing is written. Once it is finished, backup works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_during_a_rotation_in_progress_is_refused_naming_the_fix() {
     let env = TestEnv::start();
-    let key = env.master_key_path();
-    let mut v2 = fs::read(&key).unwrap();
-    v2[..8].copy_from_slice(b"HKMSSK02");
-    write_private(&key, &v2);
+    let c = env.client("alice");
+    for _ in 0..3 {
+        ops::create_key(&c).await;
+    }
+    let r = env
+        .admin_call(
+            "admin",
+            "RotateMasterKey",
+            json!({"BatchSize": 1, "MaxBatches": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["Completed"], false);
+    assert_eq!(env.read_master_keys().keys.len(), 2, "rotation in progress");
+
     let out = env.dir().join("backup");
     let o = backup(&env, &out, 3, 2);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("rotation"), "{}", stderr(&o));
-    assert!(!out.exists());
+    let err = stderr(&o);
+    assert!(
+        err.contains("rotation is in progress") && err.contains("kmsctl rotate-master-key"),
+        "{err}"
+    );
+    assert!(!out.exists(), "output written during a rotation");
+
+    let summary = env.kmsctl("admin", ["--json", "rotate-master-key"]).json();
+    assert_eq!(summary["Completed"], true, "{summary}");
+    backup_ok(&env, &out, 3, 2);
 }

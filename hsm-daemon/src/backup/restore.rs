@@ -9,17 +9,24 @@
 //! for that index); duplicates are dropped; fewer than M distinct shares is
 //! refused naming M. Only then is the backup key interpolated (into locked
 //! memory), the master key opened (the GCM tag proves the shares were the
-//! right ones) and written exactly as `init` writes it: sealed under the
-//! operator secret (or plain with `--dev-plain-key`), 0600, `O_EXCL`, in a
-//! 0700 directory. Finally the new file is read back through
-//! `keyfile::load_into`, the loader `serve` uses, and compared.
+//! right ones) and written as the key file it came from was: a format 1
+//! backup as `init` writes a key file (format 1), a format 2 backup as a
+//! completed master-key rotation writes one (format 2: the generation, its
+//! key and the audit seed, through `keyfile::encode`, the rotation's writer,
+//! under a fresh salt), sealed under the operator secret (or plain with
+//! `--dev-plain-key`), 0600, `O_EXCL`, in a 0700 directory. Finally the new
+//! file is read back through `keyfile::unseal_into`, the loader `serve`
+//! uses, and compared with what the backup held.
 
-use super::format::{self, MAX_BACKUP_LEN, SHARE_LEN, ShareFile};
-use super::{BackupError, LockedKey, harden, read_bounded, sync_dir, write_new};
+use super::format::{self, MAX_BACKUP_LEN, SHARE_LEN, ShareFile, Version};
+use super::{
+    BackupError, LockedKey, harden, key_file_slab, payload_of, read_bounded, sync_dir, version_for,
+    write_new,
+};
 use crate::config::RestoreArgs;
 use crate::error::StartupError;
 use crate::keyfile;
-use crate::seal::{self, KdfParams};
+use crate::seal::{self, KdfParams, SealParams};
 use crate::secret::{self, Secret};
 use crate::secure_mem::KEY_LEN;
 use std::fs::DirBuilder;
@@ -157,6 +164,65 @@ fn install(state_dir: &Path, contents: &[u8]) -> Result<PathBuf, BackupError> {
     Ok(path)
 }
 
+/// A format 1 key file (as `init` writes it) holding `master`.
+fn key_file_v1(
+    protection: &Protection,
+    master: &[u8; KEY_LEN],
+    key_path: &Path,
+) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+    match protection {
+        Protection::DevPlain => {
+            let mut contents = Zeroizing::new(Vec::with_capacity(keyfile::MAGIC.len() + KEY_LEN));
+            contents.extend_from_slice(keyfile::MAGIC);
+            contents.extend_from_slice(master);
+            Ok(contents)
+        }
+        Protection::Sealed(secret, params) => {
+            let sealed = seal::seal(secret.expose(), *params, master).map_err(|source| {
+                StartupError::Seal {
+                    path: key_path.to_owned(),
+                    source,
+                }
+            })?;
+            Ok(Zeroizing::new(sealed.to_vec()))
+        }
+    }
+}
+
+/// A format 2 key file, as a completed master-key rotation writes it
+/// (`keyfile::encode`), holding the generation, key and audit seed of the
+/// format 2 `payload`; sealed under a key derived from the operator secret
+/// with a fresh salt.
+fn key_file_v2(
+    protection: &Protection,
+    payload: &[u8],
+    key_path: &Path,
+) -> Result<Zeroizing<Vec<u8>>, BackupError> {
+    let (generation, master, seed) = format::split_payload_v2(payload).ok_or_else(|| {
+        BackupError::Usage("the backup's payload is not a format 2 payload".into())
+    })?;
+    let seal_err = |source| {
+        BackupError::from(StartupError::Seal {
+            path: key_path.to_owned(),
+            source,
+        })
+    };
+    match protection {
+        Protection::DevPlain => {
+            keyfile::encode(None, seed, &[(generation, master)]).map_err(seal_err)
+        }
+        Protection::Sealed(secret, params) => {
+            let mut salt = [0u8; seal::SALT_LEN];
+            crate::crypto::fill_random(&mut salt).map_err(|_| BackupError::Rng)?;
+            let sealing = SealParams { kdf: *params, salt };
+            let mut kek = LockedKey::new("sealing key")?;
+            seal::derive_kek(secret.expose(), sealing, kek.get_mut()?).map_err(seal_err)?;
+            keyfile::encode(Some((kek.get()?, sealing)), seed, &[(generation, master)])
+                .map_err(seal_err)
+        }
+    }
+}
+
 /// Runs `hsm-daemon restore`: prints where the key went and which shares
 /// rebuilt it.
 ///
@@ -183,8 +249,8 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<(), BackupError> {
         super::shamir::combine(&points, header.m, backup_key.get_mut()?)?;
     }
     drop(shares);
-    let mut master = LockedKey::new("master key")?;
-    format::open_backup(&wrapped, backup_key.get()?, master.get_mut()?).map_err(|source| {
+    let mut payload = LockedKey::with_len("backup payload", header.version.payload_len())?;
+    format::open_backup(&wrapped, backup_key.get()?, payload.bytes_mut()?).map_err(|source| {
         BackupError::File {
             path: args.backup.clone(),
             source,
@@ -192,38 +258,37 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<(), BackupError> {
     })?;
     drop(backup_key);
 
-    let path = match &protection {
-        Protection::DevPlain => {
-            warn!(
-                "!!! --dev-plain-key: the restored master key is stored UNSEALED; anyone who can \
-                 read the state directory has it. Development only !!!"
-            );
-            let mut contents = Zeroizing::new([0u8; keyfile::MAGIC.len() + KEY_LEN]);
-            contents[..keyfile::MAGIC.len()].copy_from_slice(keyfile::MAGIC);
-            contents[keyfile::MAGIC.len()..].copy_from_slice(master.get()?);
-            install(&args.state_dir, contents.as_ref())?
-        }
-        Protection::Sealed(secret, params) => {
-            let sealed = seal::seal(secret.expose(), *params, master.get()?).map_err(|source| {
-                StartupError::Seal {
-                    path: key_path.clone(),
-                    source,
-                }
-            })?;
-            install(&args.state_dir, sealed.as_ref())?
-        }
+    if matches!(protection, Protection::DevPlain) {
+        warn!(
+            "!!! --dev-plain-key: the restored master key is stored UNSEALED; anyone who can \
+             read the state directory has it. Development only !!!"
+        );
+    }
+    let contents = match header.version {
+        Version::One => key_file_v1(&protection, payload.get()?, &key_path)?,
+        Version::Two => key_file_v2(&protection, payload.bytes()?, &key_path)?,
     };
+    let path = install(&args.state_dir, &contents)?;
+    drop(contents);
 
-    // Read the file back the way `serve` will.
-    let mut check = LockedKey::new("read-back key")?;
-    let (secret, dev_plain) = match &protection {
-        Protection::Sealed(s, _) => (Some(s), false),
-        Protection::DevPlain => (None, true),
+    // Read the file back the way `serve` will, and compare with the backup.
+    let same = {
+        let (secret, dev_plain) = match &protection {
+            Protection::Sealed(s, _) => (Some(s), false),
+            Protection::DevPlain => (None, true),
+        };
+        let mut slab = key_file_slab()?;
+        match keyfile::unseal_into(&path, secret, dev_plain, &mut slab) {
+            Ok((_, keys, _))
+                if keys.previous.is_none() && version_for(&slab, &keys)? == header.version =>
+            {
+                let back = payload_of(&slab, &keys, header.version)?;
+                bool::from(back.bytes()?.ct_eq(payload.bytes()?))
+            }
+            _ => false,
+        }
     };
-    let loaded = keyfile::load_into(&path, secret, dev_plain, check.get_mut()?);
-    let same = loaded.is_ok() && bool::from(check.get()?.ct_eq(master.get()?));
-    drop(check);
-    drop(master);
+    drop(payload);
     drop(protection);
     crate::secure_mem::stack::scrub();
     if !same {
@@ -231,6 +296,12 @@ pub(crate) fn restore(args: RestoreArgs) -> Result<(), BackupError> {
         return Err(BackupError::Verify(path));
     }
     info!(backup_id = %header.id, path = %path.display(), shares = ?used, "master key restored");
+    if header.version == Version::Two {
+        println!(
+            "the restored key file is in format 2 (as after a master-key rotation); the audit \
+             signing key is the original's"
+        );
+    }
     println!(
         "master key restored at {} from backup {} (shares {})",
         path.display(),
