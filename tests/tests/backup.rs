@@ -491,6 +491,21 @@ async fn backup_after_a_rotation_restores_both_generations_work_and_the_audit_ke
     let o = backup(&env, &out, 5, 3);
     assert!(o.status.success(), "backup failed: {}", stderr(&o));
     assert_eq!(&fs::read(out.join("backup.hkb")).unwrap()[..8], b"HKMSBK02");
+    // Restored plain (development): format 2 as a rotation writes it plain,
+    // magic | count 1 | audit seed | generation | key.
+    let plain = env.dir().join("restored-plain");
+    let shares = [share(&out, 1, 5), share(&out, 2, 5), share(&out, 4, 5)];
+    let o = restore(&out, &shares, &plain, None);
+    assert!(o.status.success(), "plain restore failed: {}", stderr(&o));
+    let bytes = fs::read(plain.join("master.key")).unwrap();
+    assert_eq!(bytes.len(), 77, "plain format 2, one generation");
+    assert_eq!((&bytes[..8], bytes[8]), (&b"HKMSMK02"[..], 1));
+    assert_eq!(
+        Some(<[u8; 32]>::try_from(&bytes[9..41]).unwrap()),
+        rotated.audit_seed
+    );
+    assert_eq!(u32::from_be_bytes(bytes[41..45].try_into().unwrap()), 2);
+    assert_eq!(bytes[45..], rotated.keys[0].1);
 
     env.kill9_frontend();
     env.kill9_daemon();
