@@ -74,12 +74,13 @@ pub(crate) fn path_in(state_dir: &Path) -> PathBuf {
     state_dir.join(FILE_NAME)
 }
 
-/// Creates `state_dir` (0700) if needed and a fresh master key in it (0600).
+/// Creates `state_dir` (0700) if needed, and refuses one that is group- or
+/// other-accessible (what `init` and `restore` both need before writing a
+/// master key into it).
 ///
 /// # Errors
-/// [`StartupError::KeyExists`] when a key is already there; the directory
-/// being group/other-accessible; any I/O or RNG failure.
-pub(crate) fn init(state_dir: &Path, protection: &Protection<'_>) -> Result<PathBuf, StartupError> {
+/// The directory being group/other-accessible; any I/O failure.
+pub(crate) fn create_state_dir(state_dir: &Path) -> Result<(), StartupError> {
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -94,6 +95,16 @@ pub(crate) fn init(state_dir: &Path, protection: &Protection<'_>) -> Result<Path
             fix: 0o700,
         });
     }
+    Ok(())
+}
+
+/// Creates `state_dir` (0700) if needed and a fresh master key in it (0600).
+///
+/// # Errors
+/// [`StartupError::KeyExists`] when a key is already there; the directory
+/// being group/other-accessible; any I/O or RNG failure.
+pub(crate) fn init(state_dir: &Path, protection: &Protection<'_>) -> Result<PathBuf, StartupError> {
+    create_state_dir(state_dir)?;
     let path = path_in(state_dir);
     let mut file = match OpenOptions::new()
         .write(true)

@@ -29,8 +29,6 @@ use crate::keyfile;
 use crate::seal::{self, KdfParams, SealParams};
 use crate::secret::{self, Secret};
 use crate::secure_mem::KEY_LEN;
-use std::fs::DirBuilder;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
@@ -140,21 +138,7 @@ fn checked_shares(
 
 /// Creates `state_dir` (0700) like `init` and the master key file in it.
 fn install(state_dir: &Path, contents: &[u8]) -> Result<PathBuf, BackupError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(|e| StartupError::io(state_dir, e))?;
-    let meta = std::fs::metadata(state_dir).map_err(|e| StartupError::io(state_dir, e))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(StartupError::LoosePermissions {
-            path: state_dir.to_owned(),
-            mode,
-            fix: 0o700,
-        }
-        .into());
-    }
+    keyfile::create_state_dir(state_dir)?;
     let path = keyfile::path_in(state_dir);
     write_new(&path, contents).map_err(|e| match e {
         BackupError::Exists(p) => StartupError::KeyExists(p).into(),
