@@ -40,6 +40,14 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), DaemonError> {
     OsRng.try_fill_bytes(buf).map_err(|_| DaemonError::Rng)
 }
 
+/// Fills `buf` with values that must be unpredictable and unique but are
+/// not secret (blob salts and nonces), from the thread's CSPRNG (rand's
+/// ChaCha12, seeded and reseeded from the OS): no system call per blob.
+/// Key material always comes from [`fill_random`].
+fn fill_public_random(buf: &mut [u8]) {
+    rand::thread_rng().fill_bytes(buf);
+}
+
 /// Checks a key id is 1..=64 bytes, as a blob header requires.
 pub(crate) fn check_key_id(key_id: &str) -> Result<u8, DaemonError> {
     if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
@@ -281,8 +289,8 @@ pub(crate) fn seal(
     let ctx = canonical_context(context)?;
     let mut salt = [0u8; SALT_LEN];
     let mut nonce = [0u8; NONCE_LEN];
-    fill_random(&mut salt)?;
-    fill_random(&mut nonce)?;
+    fill_public_random(&mut salt);
+    fill_public_random(&mut nonce);
     let mut out = blob::write_header(key_id, version, &salt, &nonce, plaintext.len() + TAG_LEN)
         .map_err(|_| DaemonError::InvalidRequest(InvalidReason::BadKeyId))?;
     let header_len = out.len();

@@ -13,6 +13,7 @@
 
 mod conn;
 mod report;
+mod sign;
 
 use super::Global;
 use super::client::KmsClient;
@@ -91,7 +92,8 @@ pub(crate) struct RunState {
 
 /// Runs `kmsctl bench`.
 pub async fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
-    let client = global.client()?;
+    let settings = global.settings()?;
+    let client = KmsClient::new(&settings)?;
     let calls = prepare(&client, &args).await?;
     let target = conn::Target::new(&client)?;
     let state = Arc::new(RunState {
@@ -113,7 +115,7 @@ pub async fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
         .map(|i| {
             let worker = conn::Worker {
                 index: i,
-                client: client.clone(),
+                signer: sign::Signer::new(&settings),
                 target: Arc::clone(&target),
                 calls: Arc::clone(&calls),
                 state: Arc::clone(&state),

@@ -220,11 +220,26 @@ impl KmsClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(), AwsError> {
+        self.sign_at(request, uri, headers, body, SystemTime::now())
+    }
+
+    /// [`KmsClient::sign`] at the instant `at`.
+    ///
+    /// # Errors
+    /// [`AwsError`] with code `ConnectionError` if signing fails.
+    pub fn sign_at<B>(
+        &self,
+        request: &mut Request<B>,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        at: SystemTime,
+    ) -> Result<(), AwsError> {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
             .name(SERVICE)
-            .time(SystemTime::now())
+            .time(at)
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| AwsError::transport(format!("signing: {e}")))?

@@ -46,14 +46,18 @@ pub struct Global {
 impl Global {
     /// A client for the resolved endpoint and credentials.
     pub fn client(&self) -> anyhow::Result<client::KmsClient> {
+        client::KmsClient::new(&self.settings()?)
+    }
+
+    /// The resolved endpoint, region and credentials.
+    pub fn settings(&self) -> anyhow::Result<profile::Settings> {
         let overrides = profile::Overrides {
             endpoint: self.endpoint_url.clone(),
             region: self.region.clone(),
             profile: self.profile.clone(),
             ca_bundle: self.ca_bundle.clone(),
         };
-        let settings = profile::Settings::resolve(&overrides, &profile::process_env)?;
-        client::KmsClient::new(&settings)
+        profile::Settings::resolve(&overrides, &profile::process_env)
     }
 }
 

@@ -1,11 +1,12 @@
 //! One `kmsctl bench` connection: connects (TCP, then TLS with ALPN
 //! `http/1.1` for `https://`; TLS sessions are resumed on reconnect), then
 //! sends the run's calls in turn, one in flight, each signed with SigV4 just
-//! before it is sent, timing send-to-last-byte of the reply. A transport
+//! before it is sent (`sign`), timing send-to-last-byte of the reply. A transport
 //! failure is counted as `ConnectionError` and the connection is reopened
 //! after a short pause; an HTTP error is counted by its AWS error type.
 
 use super::report::WorkerStats;
+use super::sign::{AMZ_JSON, Signer, payload_hash};
 use super::{Call, RunState};
 use crate::cli::client::{KmsClient, Reply, decode_reply};
 use anyhow::Context;
@@ -22,7 +23,6 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
-const AMZ_JSON: &str = "application/x-amz-json-1.1";
 /// Pause before reopening a failed connection.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 /// Longest wait for one reply before it counts as a `Timeout` error.
@@ -30,8 +30,6 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the connections go, worked out once from the endpoint URL.
 pub(crate) struct Target {
-    /// `scheme://authority/`, what is signed.
-    url: String,
     /// The `Host` header (the URL's authority).
     authority: String,
     /// `host:port` to connect to.
@@ -43,7 +41,7 @@ pub(crate) struct Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("url", &self.url)
+            .field("authority", &self.authority)
             .field("addr", &self.addr)
             .field("tls", &self.tls.is_some())
             .finish()
@@ -85,7 +83,6 @@ impl Target {
             None
         };
         Ok(Arc::new(Self {
-            url: format!("{}://{}/", uri.scheme_str().unwrap_or("https"), authority),
             authority: authority.to_string(),
             addr,
             tls,
@@ -127,7 +124,7 @@ where
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub index: usize,
-    pub client: KmsClient,
+    pub signer: Signer,
     pub target: Arc<Target>,
     pub calls: Arc<[Call]>,
     pub state: Arc<RunState>,
@@ -141,8 +138,9 @@ enum Outcome {
 }
 
 impl Worker {
-    pub(crate) async fn run(self) -> anyhow::Result<WorkerStats> {
+    pub(crate) async fn run(mut self) -> anyhow::Result<WorkerStats> {
         let mut stats = WorkerStats::new()?;
+        let hashes: Vec<String> = self.calls.iter().map(|c| payload_hash(&c.body)).collect();
         let mut next = self.index;
         'connect: while !self.stopped() {
             let (mut sender, task) = match self.target.connect().await {
@@ -161,9 +159,10 @@ impl Worker {
                     task.abort();
                     break 'connect;
                 }
-                let call = &self.calls[next % self.calls.len()];
+                let calls = Arc::clone(&self.calls);
+                let i = next % calls.len();
                 next = next.wrapping_add(1);
-                let request = self.request(call)?;
+                let request = self.request(&calls[i], &hashes[i])?;
                 let start = Instant::now();
                 let outcome =
                     match tokio::time::timeout(REPLY_TIMEOUT, send(&mut sender, request)).await {
@@ -214,24 +213,27 @@ impl Worker {
     }
 
     /// The call as a signed HTTP/1.1 request.
-    fn request(&self, call: &Call) -> anyhow::Result<Request<Full<Bytes>>> {
-        let mut request = Request::builder()
+    fn request(&mut self, call: &Call, body_hash: &str) -> anyhow::Result<Request<Full<Bytes>>> {
+        let signed = self.signer.sign(
+            time::OffsetDateTime::now_utc(),
+            &self.target.authority,
+            call.target,
+            body_hash,
+        );
+        let mut builder = Request::builder()
             .method(Method::POST)
             .uri("/")
             .header(header::HOST, &self.target.authority)
             .header(header::CONTENT_TYPE, AMZ_JSON)
             .header("x-amz-target", call.target)
+            .header("x-amz-date", signed.amz_date)
+            .header(header::AUTHORIZATION, signed.authorization);
+        if let Some(token) = signed.session_token {
+            builder = builder.header("x-amz-security-token", token);
+        }
+        builder
             .body(Full::new(call.body.clone()))
-            .context("building a request")?;
-        self.client
-            .sign(
-                &mut request,
-                &self.target.url,
-                &[("content-type", AMZ_JSON), ("x-amz-target", call.target)],
-                &call.body,
-            )
-            .map_err(|e| anyhow::anyhow!("signing a request: {e}"))?;
-        Ok(request)
+            .context("building a request")
     }
 }
 
