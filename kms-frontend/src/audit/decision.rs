@@ -11,9 +11,14 @@
 //! nothing from the request body: no encryption context, no parameters.
 //! Writing the records, before the call's own record, is `Auditor`'s.
 
-use super::record::{ApiCall, event_time, key_arn_resource, read_only, user_identity};
+use super::AuditError;
+use super::record::{
+    ApiCall, Resource, UserIdentity, event_id, event_time, key_arn_resource, read_only, to_bytes,
+    user_identity,
+};
 use crate::service::authz::{Authorization, DecisionSink, Reason};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
@@ -70,65 +75,105 @@ pub fn reason_name(a: &Authorization) -> &'static str {
     }
 }
 
-fn authorization(a: &Authorization) -> Value {
-    let mut m = Map::new();
-    m.insert("action".into(), Value::from(a.action.as_str()));
-    m.insert("resource".into(), Value::from(a.resource.as_str()));
-    m.insert(
-        "decision".into(),
-        Value::from(if a.allowed { "Allow" } else { "Deny" }),
-    );
-    m.insert("reason".into(), Value::from(reason_name(a)));
-    match &a.reason {
-        Reason::Statement { sid, index } => {
-            m.insert(
-                "statementSid".into(),
-                sid.as_deref().map_or(Value::Null, Value::from),
-            );
-            m.insert("statementIndex".into(), Value::from(*index));
-        }
+/// The `authorization` object of a decision record.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizationElement<'a> {
+    action: &'a str,
+    resource: &'a str,
+    decision: &'static str,
+    reason: &'static str,
+    /// Present (possibly null) when a policy statement decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement_sid: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant_id: Option<&'a str>,
+}
+
+fn authorization(a: &Authorization) -> AuthorizationElement<'_> {
+    let (statement_sid, statement_index, grant_id) = match &a.reason {
+        Reason::Statement { sid, index } => (Some(sid.as_deref()), Some(*index), None),
         Reason::Grant(id) | Reason::GrantExceeded(id) | Reason::RetiringPrincipal(id) => {
-            m.insert("grantId".into(), Value::from(id.as_str()));
+            (None, None, Some(id.as_str()))
         }
         Reason::NoAllow
         | Reason::Administrator
         | Reason::NotAdministrator
-        | Reason::SamePrincipal => {}
+        | Reason::SamePrincipal => (None, None, None),
+    };
+    AuthorizationElement {
+        action: &a.action,
+        resource: &a.resource,
+        decision: if a.allowed { "Allow" } else { "Deny" },
+        reason: reason_name(a),
+        statement_sid,
+        statement_index,
+        grant_id,
     }
-    Value::Object(m)
 }
 
-/// The record of one decision made while serving `call`, as a JSON object
-/// (without the chain fields).
-pub(crate) fn event(call: &ApiCall<'_>, d: &Decided) -> Value {
+/// The record of one decision.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DecisionEvent<'a> {
+    event_version: &'static str,
+    user_identity: UserIdentity<'a>,
+    event_time: String,
+    event_source: &'static str,
+    event_name: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: Option<IpAddr>,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: uuid::fmt::Hyphenated,
+    read_only: bool,
+    resources: Vec<Resource<'a>>,
+    authorization: AuthorizationElement<'a>,
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    event_category: &'static str,
+}
+
+/// The record of one decision made while serving `call`, as a serialized
+/// JSON object (without the chain fields).
+///
+/// # Errors
+/// The record cannot be serialized (not expected).
+pub(crate) fn event(call: &ApiCall<'_>, d: &Decided) -> Result<Vec<u8>, AuditError> {
     let account = call.principal.account_id.as_str();
-    let resources: Vec<Value> = key_arn_resource(&d.authorization.resource, account)
-        .into_iter()
-        .collect();
-    json!({
-        "eventVersion": "1.08",
-        "userIdentity": user_identity(call.principal),
-        "eventTime": event_time(d.time),
-        "eventSource": "kms.amazonaws.com",
-        "eventName": call.operation,
-        "awsRegion": call.region,
-        "sourceIPAddress": call.source_ip.map(|ip| ip.to_string()),
-        "requestID": call.request_id,
-        "eventID": uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
-        "readOnly": read_only(call.operation),
-        "resources": resources,
-        "authorization": authorization(&d.authorization),
-        "eventType": DECISION_EVENT_TYPE,
-        "managementEvent": true,
-        "recipientAccountId": account,
-        "eventCategory": "Management",
-    })
+    let event = DecisionEvent {
+        event_version: "1.08",
+        user_identity: user_identity(call.principal),
+        event_time: event_time(d.time),
+        event_source: "kms.amazonaws.com",
+        event_name: call.operation,
+        aws_region: call.region,
+        source_ip_address: call.source_ip,
+        request_id: call.request_id,
+        event_id: event_id(),
+        read_only: read_only(call.operation),
+        resources: key_arn_resource(d.authorization.resource.as_str(), account)
+            .into_iter()
+            .collect(),
+        authorization: authorization(&d.authorization),
+        event_type: DECISION_EVENT_TYPE,
+        management_event: true,
+        recipient_account_id: account,
+        event_category: "Management",
+    };
+    to_bytes(&event)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::principal::Principal;
+    use serde_json::Value;
 
     const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
@@ -169,7 +214,7 @@ mod tests {
             response_body: b"{}",
             error_code: None,
         };
-        event(&call, d)
+        serde_json::from_slice(&event(&call, d).expect("serializes")).expect("one JSON object")
     }
 
     #[test]

@@ -116,11 +116,11 @@ impl Auditor {
         call: &ApiCall<'_>,
         decisions: &[Decided],
     ) -> Result<(), AuditError> {
-        let mut bodies: Vec<Vec<u8>> = decisions
-            .iter()
-            .map(|d| decision::event(call, d).to_string().into_bytes())
-            .collect();
-        bodies.push(record::event(call).to_string().into_bytes());
+        let mut bodies = Vec::with_capacity(decisions.len() + 1);
+        for d in decisions {
+            bodies.push(decision::event(call, d)?);
+        }
+        bodies.push(record::event(call)?);
         self.submit(bodies).await
     }
 

@@ -7,79 +7,98 @@
 //! (`REQUEST_FIELDS`, `RESPONSE_FIELDS`), renamed to CloudTrail's
 //! camelCase: plaintexts, ciphertext blobs, data keys, messages, signatures,
 //! MACs, import material and grant tokens are never on it, so they never
-//! reach the log whatever the operation. The chain fields (`sequence`,
-//! `previousHash`) are added by `writer`; the file format is `chain`'s.
+//! reach the log whatever the operation. The bodies are read as objects of
+//! raw JSON values (nothing is built for a field that is not kept) and the
+//! record is serialized straight from borrowed, typed fields: building a
+//! record through `serde_json::Value` cost a fifth of the frontend's CPU
+//! (BENCHMARKS.md). The chain fields (`sequence`, `previousHash`) are added
+//! by `writer`; the file format is `chain`'s.
 
+use super::AuditError;
 use crate::principal::Principal;
-use serde_json::{Map, Value, json};
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::{Borrow, Cow};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 /// Request fields that may be recorded, as AWS names them. Everything else
 /// in a request body is left out.
-pub(crate) const REQUEST_FIELDS: &[&str] = &[
-    "KeyId",
-    "EncryptionContext",
-    "EncryptionAlgorithm",
-    "KeySpec",
-    "NumberOfBytes",
-    "KeyUsage",
-    "CustomerMasterKeySpec",
-    "Origin",
-    "MultiRegion",
-    "Description",
-    "PendingWindowInDays",
-    "AliasName",
-    "TargetKeyId",
-    "SourceKeyId",
-    "DestinationKeyId",
-    "SourceEncryptionContext",
-    "DestinationEncryptionContext",
-    "SourceEncryptionAlgorithm",
-    "DestinationEncryptionAlgorithm",
-    "SigningAlgorithm",
-    "MessageType",
-    "MacAlgorithm",
-    "Limit",
-    "DryRun",
-    "RotationPeriodInDays",
-    "GranteePrincipal",
-    "RetiringPrincipal",
-    "Operations",
-    "GrantId",
-    "GrantName",
-    "PolicyName",
-    "TagKeys",
-    "WrappingAlgorithm",
-    "WrappingKeySpec",
-    "ExpirationModel",
-    "ValidTo",
-    "BypassPolicyLockoutSafetyCheck",
+pub(crate) const REQUEST_FIELDS: &[(&str, &str)] = &[
+    ("KeyId", "keyId"),
+    ("EncryptionContext", "encryptionContext"),
+    ("EncryptionAlgorithm", "encryptionAlgorithm"),
+    ("KeySpec", "keySpec"),
+    ("NumberOfBytes", "numberOfBytes"),
+    ("KeyUsage", "keyUsage"),
+    ("CustomerMasterKeySpec", "customerMasterKeySpec"),
+    ("Origin", "origin"),
+    ("MultiRegion", "multiRegion"),
+    ("Description", "description"),
+    ("PendingWindowInDays", "pendingWindowInDays"),
+    ("AliasName", "aliasName"),
+    ("TargetKeyId", "targetKeyId"),
+    ("SourceKeyId", "sourceKeyId"),
+    ("DestinationKeyId", "destinationKeyId"),
+    ("SourceEncryptionContext", "sourceEncryptionContext"),
+    (
+        "DestinationEncryptionContext",
+        "destinationEncryptionContext",
+    ),
+    ("SourceEncryptionAlgorithm", "sourceEncryptionAlgorithm"),
+    (
+        "DestinationEncryptionAlgorithm",
+        "destinationEncryptionAlgorithm",
+    ),
+    ("SigningAlgorithm", "signingAlgorithm"),
+    ("MessageType", "messageType"),
+    ("MacAlgorithm", "macAlgorithm"),
+    ("Limit", "limit"),
+    ("DryRun", "dryRun"),
+    ("RotationPeriodInDays", "rotationPeriodInDays"),
+    ("GranteePrincipal", "granteePrincipal"),
+    ("RetiringPrincipal", "retiringPrincipal"),
+    ("Operations", "operations"),
+    ("GrantId", "grantId"),
+    ("GrantName", "grantName"),
+    ("PolicyName", "policyName"),
+    ("TagKeys", "tagKeys"),
+    ("WrappingAlgorithm", "wrappingAlgorithm"),
+    ("WrappingKeySpec", "wrappingKeySpec"),
+    ("ExpirationModel", "expirationModel"),
+    ("ValidTo", "validTo"),
+    (
+        "BypassPolicyLockoutSafetyCheck",
+        "bypassPolicyLockoutSafetyCheck",
+    ),
 ];
 
 /// Response fields that may be recorded (CloudTrail's `responseElements`).
-pub(crate) const RESPONSE_FIELDS: &[&str] = &[
-    "KeyId",
-    "SourceKeyId",
-    "KeyState",
-    "DeletionDate",
-    "PendingWindowInDays",
-    "GrantId",
+pub(crate) const RESPONSE_FIELDS: &[(&str, &str)] = &[
+    ("KeyId", "keyId"),
+    ("SourceKeyId", "sourceKeyId"),
+    ("KeyState", "keyState"),
+    ("DeletionDate", "deletionDate"),
+    ("PendingWindowInDays", "pendingWindowInDays"),
+    ("GrantId", "grantId"),
 ];
 
 /// The fields of `KeyMetadata` that a CreateKey/DescribeKey record keeps.
-const METADATA_FIELDS: &[&str] = &[
-    "KeyId",
-    "Arn",
-    "AWSAccountId",
-    "KeyState",
-    "KeySpec",
-    "KeyUsage",
-    "Origin",
-    "CreationDate",
-    "Enabled",
-    "Description",
-    "DeletionDate",
+const METADATA_FIELDS: &[(&str, &str)] = &[
+    ("KeyId", "keyId"),
+    ("Arn", "arn"),
+    ("AWSAccountId", "awsAccountId"),
+    ("KeyState", "keyState"),
+    ("KeySpec", "keySpec"),
+    ("KeyUsage", "keyUsage"),
+    ("Origin", "origin"),
+    ("CreationDate", "creationDate"),
+    ("Enabled", "enabled"),
+    ("Description", "description"),
+    ("DeletionDate", "deletionDate"),
 ];
 
 /// Everything the audit record of one call is built from.
@@ -101,22 +120,66 @@ pub struct ApiCall<'a> {
     pub error_code: Option<&'a str>,
 }
 
-fn camel(name: &str) -> String {
-    let mut chars = name.chars();
-    match name {
-        "AWSAccountId" => "awsAccountId".to_owned(),
-        _ => match chars.next() {
-            Some(first) => first.to_ascii_lowercase().to_string() + chars.as_str(),
-            None => String::new(),
-        },
+/// A field name as it appears in a JSON body; borrowed unless escaped.
+#[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Borrow<str> for Name<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
-fn pick(object: &Map<String, Value>, fields: &[&str]) -> Map<String, Value> {
-    fields
-        .iter()
-        .filter_map(|f| object.get(*f).map(|v| (camel(f), v.clone())))
-        .collect()
+/// A JSON object's top-level fields, each value kept as its raw JSON text:
+/// reading a body for its record allocates no value it does not keep.
+type RawObject<'a> = BTreeMap<Name<'a>, &'a RawValue>;
+
+/// The object in `body`, or no fields when it is not one.
+fn object(body: &[u8]) -> RawObject<'_> {
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
+/// A string field's value (unescaped).
+fn string_field(object: &RawObject<'_>, field: &str) -> Option<String> {
+    object
+        .get(field)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+/// A recorded value: copied from the body as it was, or picked fields of a
+/// nested object.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Element<'a> {
+    Raw(&'a RawValue),
+    Object(Picked<'a>),
+}
+
+/// Allow-listed fields under their CloudTrail names, serialized as an object.
+#[derive(Default)]
+pub(crate) struct Picked<'a>(Vec<(&'static str, Element<'a>)>);
+
+impl Serialize for Picked<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+fn pick<'a>(object: &RawObject<'a>, fields: &[(&str, &'static str)]) -> Picked<'a> {
+    Picked(
+        fields
+            .iter()
+            .filter_map(|(aws, cloudtrail)| {
+                object
+                    .get(*aws)
+                    .map(|raw| (*cloudtrail, Element::Raw(raw)))
+            })
+            .collect(),
+    )
 }
 
 /// Whether CloudTrail marks the operation read-only: it changes no key
@@ -136,7 +199,20 @@ pub(crate) fn read_only(operation: &str) -> bool {
     PREFIXES.iter().any(|p| operation.starts_with(p))
 }
 
-pub(crate) fn user_identity(p: &Principal) -> Value {
+/// CloudTrail's `userIdentity`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    principal_id: &'a str,
+    arn: &'a str,
+    account_id: &'a str,
+    access_key_id: &'a str,
+    user_name: &'a str,
+}
+
+pub(crate) fn user_identity(p: &Principal) -> UserIdentity<'_> {
     let (kind, name) = match p.arn.rsplit_once(":role/") {
         Some((_, name)) => ("AssumedRole", name),
         None => (
@@ -144,14 +220,14 @@ pub(crate) fn user_identity(p: &Principal) -> Value {
             p.arn.rsplit_once(":user/").map_or("", |(_, n)| n),
         ),
     };
-    json!({
-        "type": kind,
-        "principalId": name,
-        "arn": p.arn,
-        "accountId": p.account_id,
-        "accessKeyId": p.access_key_id,
-        "userName": name,
-    })
+    UserIdentity {
+        kind,
+        principal_id: name,
+        arn: &p.arn,
+        account_id: &p.account_id,
+        access_key_id: &p.access_key_id,
+        user_name: name,
+    }
 }
 
 /// A key ARN for a key id or key ARN; `None` for aliases and junk.
@@ -163,96 +239,160 @@ fn key_arn(id: &str, region: &str, account: &str) -> Option<String> {
     is_uuid.then(|| format!("arn:aws:kms:{region}:{account}:key/{id}"))
 }
 
-/// The `resources` entry of a key ARN; `None` for anything else.
-pub(crate) fn key_arn_resource(arn: &str, account: &str) -> Option<Value> {
-    (arn.starts_with("arn:aws:kms:") && arn.contains(":key/"))
-        .then(|| json!({ "accountId": account, "type": "AWS::KMS::Key", "ARN": arn }))
+/// One entry of a record's `resources`.
+#[derive(Serialize)]
+pub(crate) struct Resource<'a> {
+    #[serde(rename = "accountId")]
+    account_id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "ARN")]
+    arn: Cow<'a, str>,
 }
 
-fn resources(
-    request: &Map<String, Value>,
-    response: &Map<String, Value>,
+/// The `resources` entry of a key ARN; `None` for anything else.
+pub(crate) fn key_arn_resource<'a>(
+    arn: impl Into<Cow<'a, str>>,
+    account: &'a str,
+) -> Option<Resource<'a>> {
+    let arn = arn.into();
+    (arn.starts_with("arn:aws:kms:") && arn.contains(":key/")).then_some(Resource {
+        account_id: account,
+        kind: "AWS::KMS::Key",
+        arn,
+    })
+}
+
+fn resources<'a>(
+    request: &RawObject<'_>,
+    response: &RawObject<'_>,
     region: &str,
-    account: &str,
-) -> Vec<Value> {
+    account: &'a str,
+) -> Vec<Resource<'a>> {
     let mut arns: Vec<String> = Vec::new();
-    let mut add = |v: Option<&Value>| {
-        if let Some(arn) = v
-            .and_then(Value::as_str)
-            .and_then(|id| key_arn(id, region, account))
+    let mut add = |id: Option<String>| {
+        if let Some(arn) = id.and_then(|id| key_arn(&id, region, account))
             && !arns.contains(&arn)
         {
             arns.push(arn);
         }
     };
-    add(response.get("SourceKeyId"));
-    add(response.get("KeyId"));
-    add(response.get("KeyMetadata").and_then(|m| m.get("Arn")));
+    add(string_field(response, "SourceKeyId"));
+    add(string_field(response, "KeyId"));
+    let metadata = response
+        .get("KeyMetadata")
+        .map(|raw| object(raw.get().as_bytes()));
+    add(metadata.as_ref().and_then(|m| string_field(m, "Arn")));
     for f in ["KeyId", "SourceKeyId", "TargetKeyId", "DestinationKeyId"] {
-        add(request.get(f));
+        add(string_field(request, f));
     }
-    arns.iter()
+    arns.into_iter()
         .filter_map(|arn| key_arn_resource(arn, account))
         .collect()
 }
 
-fn object(body: &[u8]) -> Map<String, Value> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    }
+/// `s` cut to at most `n` characters.
+pub(crate) fn clip(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
-/// The record of one call, as a JSON object (without the chain fields).
-pub(crate) fn event(call: &ApiCall<'_>) -> Value {
+/// A fresh `eventID` (a v4 UUID from the thread-local CSPRNG: no
+/// getrandom(2) per record).
+pub(crate) fn event_id() -> uuid::fmt::Hyphenated {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .hyphenated()
+}
+
+/// The record of one call.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    event_version: &'static str,
+    user_identity: UserIdentity<'a>,
+    event_time: String,
+    event_source: &'static str,
+    event_name: &'a str,
+    aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: Option<IpAddr>,
+    user_agent: Option<&'a str>,
+    request_parameters: Option<Picked<'a>>,
+    response_elements: Option<Picked<'a>>,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: uuid::fmt::Hyphenated,
+    read_only: bool,
+    resources: Vec<Resource<'a>>,
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    event_category: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<&'a str>,
+    /// Present (possibly null) exactly when `error_code` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<Option<String>>,
+}
+
+/// Serializes a record into a fresh buffer.
+pub(crate) fn to_bytes<T: Serialize>(event: &T) -> Result<Vec<u8>, AuditError> {
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, event)
+        .map_err(|e| AuditError::Corrupt(format!("cannot serialize an audit record: {e}")))?;
+    Ok(out)
+}
+
+/// The record of one call, as a serialized JSON object (without the chain
+/// fields).
+///
+/// # Errors
+/// The record cannot be serialized (not expected: every field is a string,
+/// number or JSON already parsed).
+pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
     let request = object(call.request_body);
     let response = object(call.response_body);
     let account = call.principal.account_id.as_str();
     let request_parameters = pick(&request, REQUEST_FIELDS);
-    let mut response_elements = Map::new();
+    let mut response_elements = Picked::default();
     if call.error_code.is_none() {
         response_elements = pick(&response, RESPONSE_FIELDS);
-        if let Some(Value::Object(meta)) = response.get("KeyMetadata") {
-            response_elements.insert(
-                "keyMetadata".into(),
-                Value::Object(pick(meta, METADATA_FIELDS)),
-            );
+        if let Some(meta) = response.get("KeyMetadata") {
+            let meta = object(meta.get().as_bytes());
+            if !meta.is_empty() {
+                response_elements
+                    .0
+                    .push(("keyMetadata", Element::Object(pick(&meta, METADATA_FIELDS))));
+            }
         }
     }
     let error_message = call
         .error_code
-        .and(response.get("message"))
-        .and_then(Value::as_str)
-        .map(|m| m.chars().take(1024).collect::<String>());
-    let mut event = json!({
-        "eventVersion": "1.08",
-        "userIdentity": user_identity(call.principal),
-        "eventTime": event_time(call.time),
-        "eventSource": "kms.amazonaws.com",
-        "eventName": call.operation,
-        "awsRegion": call.region,
-        "sourceIPAddress": call.source_ip.map(|ip| ip.to_string()),
-        "userAgent": call.user_agent.map(|ua| ua.chars().take(256).collect::<String>()),
-        "requestParameters": if request_parameters.is_empty() { Value::Null } else { Value::Object(request_parameters) },
-        "responseElements": if response_elements.is_empty() { Value::Null } else { Value::Object(response_elements) },
-        "requestID": call.request_id,
-        // From the thread-local CSPRNG: no getrandom(2) per record.
-        "eventID": uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
-        "readOnly": read_only(call.operation),
-        "resources": resources(&request, &response, call.region, account),
-        "eventType": "AwsApiCall",
-        "managementEvent": true,
-        "recipientAccountId": account,
-        "eventCategory": "Management",
-    });
-    if let (Some(code), Value::Object(m)) = (call.error_code, &mut event) {
-        m.insert("errorCode".into(), Value::from(code));
-        m.insert(
-            "errorMessage".into(),
-            error_message.map_or(Value::Null, Value::from),
-        );
-    }
-    event
+        .map(|_| string_field(&response, "message").map(|m| clip(&m, 1024).to_owned()));
+    let event = Event {
+        event_version: "1.08",
+        user_identity: user_identity(call.principal),
+        event_time: event_time(call.time),
+        event_source: "kms.amazonaws.com",
+        event_name: call.operation,
+        aws_region: call.region,
+        source_ip_address: call.source_ip,
+        user_agent: call.user_agent.map(|ua| clip(ua, 256)),
+        request_parameters: (!request_parameters.0.is_empty()).then_some(request_parameters),
+        response_elements: (!response_elements.0.is_empty()).then_some(response_elements),
+        request_id: call.request_id,
+        event_id: event_id(),
+        read_only: read_only(call.operation),
+        resources: resources(&request, &response, call.region, account),
+        event_type: "AwsApiCall",
+        management_event: true,
+        recipient_account_id: account,
+        event_category: "Management",
+        error_code: call.error_code,
+        error_message,
+    };
+    to_bytes(&event)
 }
 
 /// CloudTrail's time format: `2026-01-02T03:04:05Z`.
@@ -267,6 +407,11 @@ pub(crate) fn event_time(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn parsed(call: &ApiCall<'_>) -> Value {
+        serde_json::from_slice(&event(call).expect("serializes")).expect("one JSON object")
+    }
 
     fn principal() -> Principal {
         Principal {
@@ -297,7 +442,7 @@ mod tests {
         let p = principal();
         let req = br#"{"KeyId":"1234abcd-12ab-34cd-56ef-1234567890ab","Plaintext":"c2VjcmV0","EncryptionContext":{"a":"b"},"GrantTokens":["t"]}"#;
         let resp = br#"{"CiphertextBlob":"YmxvYg==","KeyId":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","Plaintext":"ZGs="}"#;
-        let e = event(&call(&p, "Encrypt", req, resp));
+        let e = parsed(&call(&p, "Encrypt", req, resp));
         let text = e.to_string();
         assert!(!text.contains("c2VjcmV0") && !text.contains("YmxvYg==") && !text.contains("ZGs="));
         assert!(!text.contains("GrantTokens") && !text.contains("grantTokens"));
@@ -321,12 +466,63 @@ mod tests {
             br#"{"__type":"NotFoundException","message":"Alias 'alias/x' does not exist"}"#,
         );
         c.error_code = Some("NotFoundException");
-        let e = event(&c);
+        let e = parsed(&c);
         assert_eq!(e["errorCode"], "NotFoundException");
         assert_eq!(e["errorMessage"], "Alias 'alias/x' does not exist");
         assert_eq!(e["readOnly"], false);
         assert_eq!(e["resources"].as_array().map(Vec::len), Some(0));
         assert_eq!(e["responseElements"], Value::Null);
+    }
+
+    #[test]
+    fn reads_escaped_names_and_picks_key_metadata() {
+        let p = principal();
+        let req = br#"{"Key\u0049d":"1234abcd-12ab-34cd-56ef-1234567890ab", "Description" : "caf\u00e9"}"#;
+        let resp = br#"{"KeyMetadata":{"KeyId":"1234abcd-12ab-34cd-56ef-1234567890ab","Arn":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab","KeyState":"Enabled","Policy":"not recorded","Enabled":true}}"#;
+        let e = parsed(&call(&p, "DescribeKey", req, resp));
+        assert_eq!(
+            e["requestParameters"]["keyId"],
+            "1234abcd-12ab-34cd-56ef-1234567890ab"
+        );
+        assert_eq!(e["requestParameters"]["description"], "caf\u{e9}");
+        let meta = &e["responseElements"]["keyMetadata"];
+        assert_eq!(meta["keyState"], "Enabled");
+        assert_eq!(meta["enabled"], true);
+        assert!(meta.get("policy").is_none() && meta.get("Policy").is_none());
+        // The request's key id and the metadata's ARN name the same key.
+        assert_eq!(e["resources"].as_array().map(Vec::len), Some(1));
+        assert_eq!(e["sourceIPAddress"], Value::Null);
+        assert!(e.get("errorMessage").is_none());
+    }
+
+    #[test]
+    fn bodies_that_are_not_objects_record_no_fields() {
+        let p = principal();
+        for body in [&b""[..], b"[1,2]", b"{\"KeyId\":", b"\"x\""] {
+            let e = parsed(&call(&p, "Encrypt", body, body));
+            assert_eq!(e["requestParameters"], Value::Null);
+            assert_eq!(e["responseElements"], Value::Null);
+            assert_eq!(e["resources"], serde_json::json!([]));
+        }
+    }
+
+    #[test]
+    fn user_agent_and_error_message_are_clipped_by_characters() {
+        let p = principal();
+        let ua = "é".repeat(300);
+        let message = format!("{{\"__type\":\"X\",\"message\":\"{}\"}}", "ü".repeat(2000));
+        let mut c = call(&p, "Encrypt", b"{}", message.as_bytes());
+        c.user_agent = Some(&ua);
+        c.error_code = Some("X");
+        let e = parsed(&c);
+        assert_eq!(
+            e["userAgent"].as_str().map(|s| s.chars().count()),
+            Some(256)
+        );
+        assert_eq!(
+            e["errorMessage"].as_str().map(|s| s.chars().count()),
+            Some(1024)
+        );
     }
 
     #[test]
