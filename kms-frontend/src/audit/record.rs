@@ -174,9 +174,7 @@ fn pick<'a>(object: &RawObject<'a>, fields: &[(&str, &'static str)]) -> Picked<'
         fields
             .iter()
             .filter_map(|(aws, cloudtrail)| {
-                object
-                    .get(*aws)
-                    .map(|raw| (*cloudtrail, Element::Raw(raw)))
+                object.get(*aws).map(|raw| (*cloudtrail, Element::Raw(raw)))
             })
             .collect(),
     )

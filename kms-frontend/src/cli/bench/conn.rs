@@ -16,11 +16,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 /// Pause before reopening a failed connection.
@@ -89,7 +90,7 @@ impl Target {
         }))
     }
 
-    async fn connect(&self) -> anyhow::Result<(SendRequest<Full<Bytes>>, JoinHandle<()>)> {
+    async fn connect(&self) -> anyhow::Result<(SendRequest<Full<Bytes>>, Driver)> {
         let tcp = TcpStream::connect(&self.addr)
             .await
             .with_context(|| format!("connecting to {}", self.addr))?;
@@ -107,17 +108,24 @@ impl Target {
     }
 }
 
-async fn handshake<IO>(io: IO) -> anyhow::Result<(SendRequest<Full<Bytes>>, JoinHandle<()>)>
+/// The future that drives one HTTP/1.1 connection; it ends when the
+/// connection does. Polled by the worker's own task next to its request (no
+/// task of its own: one wake-up per reply instead of two).
+type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+async fn handshake<IO>(io: IO) -> anyhow::Result<(SendRequest<Full<Bytes>>, Driver)>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(TokioIo::new(io))
         .await
         .context("HTTP/1.1 handshake")?;
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok((sender, task))
+    Ok((
+        sender,
+        Box::pin(async move {
+            let _ = conn.await;
+        }),
+    ))
 }
 
 /// One connection's loop and what it needs.
@@ -143,7 +151,7 @@ impl Worker {
         let hashes: Vec<String> = self.calls.iter().map(|c| payload_hash(&c.body)).collect();
         let mut next = self.index;
         'connect: while !self.stopped() {
-            let (mut sender, task) = match self.target.connect().await {
+            let (mut sender, mut driver) = match self.target.connect().await {
                 Ok(c) => c,
                 Err(e) => {
                     if self.index == 0 {
@@ -156,7 +164,6 @@ impl Worker {
             };
             loop {
                 if self.stopped() || !self.claim() {
-                    task.abort();
                     break 'connect;
                 }
                 let calls = Arc::clone(&self.calls);
@@ -164,21 +171,33 @@ impl Worker {
                 next = next.wrapping_add(1);
                 let request = self.request(&calls[i], &hashes[i])?;
                 let start = Instant::now();
-                let outcome =
-                    match tokio::time::timeout(REPLY_TIMEOUT, send(&mut sender, request)).await {
-                        Ok(o) => o,
-                        Err(_) => Outcome::Error("Timeout".to_owned()),
-                    };
+                let call = tokio::time::timeout(REPLY_TIMEOUT, send(&mut sender, request));
+                tokio::pin!(call);
+                // The driver first: it reads the reply that completes the call.
+                let first = tokio::select! {
+                    biased;
+                    () = &mut driver => None,
+                    r = &mut call => Some(r),
+                };
+                // Once the connection has ended the call ends at once, with the
+                // reply if it came; the driver must not be polled again.
+                let (result, ended) = match first {
+                    Some(r) => (r, false),
+                    None => ((&mut call).await, true),
+                };
+                let outcome = result.unwrap_or_else(|_| Outcome::Error("Timeout".to_owned()));
                 let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let broken = matches!(outcome, Outcome::Broken);
                 match outcome {
                     Outcome::Ok => self.count(&mut stats, Some(micros), ""),
                     Outcome::Error(code) => self.count(&mut stats, None, &code),
-                    Outcome::Broken => {
-                        self.count(&mut stats, None, "ConnectionError");
-                        task.abort();
-                        tokio::time::sleep(RECONNECT_PAUSE).await;
-                        continue 'connect;
-                    }
+                    Outcome::Broken => self.count(&mut stats, None, "ConnectionError"),
+                }
+                if broken {
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+                if broken || ended {
+                    continue 'connect;
                 }
             }
         }
