@@ -8,8 +8,9 @@
 //! camelCase: plaintexts, ciphertext blobs, data keys, messages, signatures,
 //! MACs, import material and grant tokens are never on it, so they never
 //! reach the log whatever the operation. The bodies are read as objects of
-//! raw JSON values (nothing is built for a field that is not kept) and the
-//! record is serialized straight from borrowed, typed fields: building a
+//! raw JSON values (nothing is built for a field that is not kept; a kept
+//! one is parsed, so it is written compactly) and the record is serialized
+//! straight from borrowed, typed fields: building a
 //! record through `serde_json::Value` cost a fifth of the frontend's CPU
 //! (BENCHMARKS.md). The chain fields (`sequence`, `previousHash`) are added
 //! by `writer`; the file format is `chain`'s.
@@ -146,20 +147,21 @@ fn string_field(object: &RawObject<'_>, field: &str) -> Option<String> {
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
 }
 
-/// A recorded value: copied from the body as it was, or picked fields of a
-/// nested object.
+/// A recorded value: a kept field's value (parsed, so it is written
+/// compactly: a body's own line breaks never reach the one-line record), or
+/// picked fields of a nested object.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Element<'a> {
-    Raw(&'a RawValue),
-    Object(Picked<'a>),
+enum Element {
+    Value(serde_json::Value),
+    Object(Picked),
 }
 
 /// Allow-listed fields under their CloudTrail names, serialized as an object.
 #[derive(Default)]
-pub(crate) struct Picked<'a>(Vec<(&'static str, Element<'a>)>);
+pub(crate) struct Picked(Vec<(&'static str, Element)>);
 
-impl Serialize for Picked<'_> {
+impl Serialize for Picked {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, value) in &self.0 {
@@ -169,12 +171,14 @@ impl Serialize for Picked<'_> {
     }
 }
 
-fn pick<'a>(object: &RawObject<'a>, fields: &[(&str, &'static str)]) -> Picked<'a> {
+fn pick(object: &RawObject<'_>, fields: &[(&str, &'static str)]) -> Picked {
     Picked(
         fields
             .iter()
             .filter_map(|(aws, cloudtrail)| {
-                object.get(*aws).map(|raw| (*cloudtrail, Element::Raw(raw)))
+                let raw = object.get(*aws)?;
+                let value = serde_json::from_str(raw.get()).ok()?;
+                Some((*cloudtrail, Element::Value(value)))
             })
             .collect(),
     )
@@ -315,8 +319,8 @@ struct Event<'a> {
     #[serde(rename = "sourceIPAddress")]
     source_ip_address: Option<IpAddr>,
     user_agent: Option<&'a str>,
-    request_parameters: Option<Picked<'a>>,
-    response_elements: Option<Picked<'a>>,
+    request_parameters: Option<Picked>,
+    response_elements: Option<Picked>,
     #[serde(rename = "requestID")]
     request_id: &'a str,
     #[serde(rename = "eventID")]
@@ -491,6 +495,23 @@ mod tests {
         assert_eq!(e["resources"].as_array().map(Vec::len), Some(1));
         assert_eq!(e["sourceIPAddress"], Value::Null);
         assert!(e.get("errorMessage").is_none());
+    }
+
+    #[test]
+    fn a_pretty_printed_request_still_makes_one_line() {
+        let p = principal();
+        let req = b"{\n  \"KeyId\" : \"alias/x\",\n  \"EncryptionContext\": {\n    \"a\": \"line\\nbreak\"\n  }\n}";
+        let bytes = event(&call(&p, "Encrypt", req, b"{}")).expect("serializes");
+        assert!(
+            !bytes.contains(&b'\n'),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let e: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(
+            e["requestParameters"]["encryptionContext"]["a"],
+            "line\nbreak"
+        );
     }
 
     #[test]
