@@ -11,6 +11,15 @@
 //! continuing across files (a file's first record carries the hash of the
 //! previous file's last line); the very first record carries 64 zeros.
 //!
+//! The newest file may end in a run of zero bytes: space the writer filled
+//! ahead of its records (with `durability` `group` or `fsync`, so that a
+//! sync has no file-size change to commit) and that a crash left behind. It
+//! is unwritten space, not a record: every reader takes a file's bytes
+//! through [`content`]. A record never holds a zero byte (JSON escapes
+//! control characters), so zero bytes anywhere else (before a later record,
+//! or at the end of a file that is not the newest, which is cut back to its
+//! records when it is closed) are corruption.
+//!
 //! A digest record (`"eventType":"HsmKmsDigest"`) is written every N records,
 //! before each rotation and at shutdown. Its `signature` is hsm-daemon's
 //! Ed25519 signature over [`protocol::AUDIT_DIGEST_CONTEXT`] followed by the
@@ -63,6 +72,14 @@ pub fn log_files(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
+/// The written part of the newest log file's bytes: `data` without its
+/// trailing run of zero bytes (space filled ahead of the records). Apply it
+/// to the newest file only: elsewhere such a run is corruption.
+pub fn content(data: &[u8]) -> &[u8] {
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    &data[..end]
+}
+
 /// One full line (without `\n`): the chain fields, then `body`'s fields.
 /// `body` must be a serialized JSON object (`{...}`).
 pub fn chained_line(sequence: u64, previous: &[u8; 32], body: &[u8]) -> Vec<u8> {
@@ -100,6 +117,16 @@ mod tests {
         assert_eq!(v["eventName"], "Encrypt");
         let empty = chained_line(1, &GENESIS_HASH, b"{}");
         assert!(serde_json::from_slice::<serde_json::Value>(&empty).is_ok());
+    }
+
+    #[test]
+    fn content_drops_only_the_trailing_zero_run() {
+        assert_eq!(content(b"{}\n\0\0\0"), b"{}\n");
+        assert_eq!(content(b"{}\n"), b"{}\n");
+        assert_eq!(content(b"{}\n\0\0{}\n\0"), b"{}\n\0\0{}\n");
+        assert_eq!(content(b"{\"a\"\0\0"), b"{\"a\"");
+        assert_eq!(content(b"\0\0"), b"");
+        assert_eq!(content(b""), b"");
     }
 
     #[test]

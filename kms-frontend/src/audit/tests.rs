@@ -190,3 +190,58 @@ fn wrong_public_key_fails() {
         .to_bytes();
     assert!(verify(&files, &options).is_err());
 }
+
+/// Writes `parts` (each file's bytes) as log files 1, 2, ... and verifies them.
+fn check_files(log: &Log, parts: &[Vec<u8>]) -> Result<u64, (PathBuf, usize, String)> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        let path = dir.path().join(chain::file_name(i as u64 + 1));
+        std::fs::write(&path, data).expect("write");
+        files.push(path);
+    }
+    verify(&files, &log.options())
+        .map(|s| s.records)
+        .map_err(|p| (p.at.file, p.at.line, p.reason))
+}
+
+fn joined(lines: &[Vec<u8>]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|l| l.iter().chain(b"\n"))
+        .copied()
+        .collect()
+}
+
+#[test]
+fn zero_tail_of_the_newest_file_is_unwritten_space() {
+    let log = Log::new(10, 4);
+    let mut data = joined(&log.lines);
+    data.extend_from_slice(&[0; 4096]);
+    assert_eq!(check_files(&log, &[data]), Ok(13));
+}
+
+#[test]
+fn zero_bytes_before_a_record_are_reported() {
+    let log = Log::new(10, 4);
+    let mut data = joined(&log.lines[..5]);
+    data.extend_from_slice(&[0; 100]);
+    data.extend_from_slice(&joined(&log.lines[5..]));
+    let (_, line, reason) = check_files(&log, &[data]).expect_err("zeros detected");
+    assert_eq!(line, 6, "{reason}");
+    assert!(reason.contains("zero bytes"), "{reason}");
+}
+
+#[test]
+fn zero_tail_of_an_older_file_is_reported() {
+    // Line 5 is the first digest: file 1 is a properly sealed file.
+    let log = Log::new(10, 4);
+    let (first, second) = (joined(&log.lines[..5]), joined(&log.lines[5..]));
+    assert_eq!(check_files(&log, &[first.clone(), second.clone()]), Ok(13));
+    let mut zeroed = first;
+    zeroed.extend_from_slice(&[0; 100]);
+    let (file, line, reason) = check_files(&log, &[zeroed, second]).expect_err("zeros detected");
+    assert_eq!(file.file_name(), Some(chain::file_name(1).as_ref()));
+    assert_eq!(line, 6, "{reason}");
+    assert!(reason.contains("zero bytes"), "{reason}");
+}

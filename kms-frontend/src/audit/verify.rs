@@ -1,8 +1,10 @@
 //! Offline verification of audit log files: the hash chain, the sequence
 //! numbers, the digest signatures, and that every record is covered by a
 //! signed digest. Stops at the first bad record and names it (file, line,
-//! sequence, eventID) with what is wrong. Used by `kmsctl audit verify`; the
-//! format is `chain`'s.
+//! sequence, eventID) with what is wrong. The last file given is taken as
+//! the newest: its trailing run of zero bytes is unwritten space
+//! ([`chain::content`]); zero bytes anywhere else are reported. Used by
+//! `kmsctl audit verify`; the format is `chain`'s.
 
 use super::chain::{self, DIGEST_EVENT_TYPE, GENESIS_HASH};
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
@@ -110,8 +112,8 @@ pub fn verify(files: &[PathBuf], options: &Options) -> Result<Summary, Problem> 
         since_signed: 0,
         summary: Summary::default(),
     };
-    for path in files {
-        verify_file(&mut state, path)?;
+    for (i, path) in files.iter().enumerate() {
+        verify_file(&mut state, path, i + 1 == files.len())?;
     }
     if let Some(at) = state.uncovered_from {
         if !options.allow_open_tail {
@@ -127,15 +129,21 @@ pub fn verify(files: &[PathBuf], options: &Options) -> Result<Summary, Problem> 
     Ok(state.summary)
 }
 
-fn verify_file(state: &mut State, path: &Path) -> Result<(), Problem> {
+/// Checks one file; `newest`: the last one, which may end in unwritten space.
+fn verify_file(state: &mut State, path: &Path, newest: bool) -> Result<(), Problem> {
     let at = |line: usize| Location {
         file: path.to_owned(),
         line,
         sequence: None,
         event_id: None,
     };
-    let data =
+    let bytes =
         std::fs::read(path).map_err(|e| problem(at(0), format!("cannot read the file: {e}")))?;
+    let data = if newest {
+        chain::content(&bytes)
+    } else {
+        &bytes
+    };
     if let Some((_, prev)) = &state.previous
         && !state.last_is_digest
         && prev.file != path
@@ -157,6 +165,14 @@ fn verify_file(state: &mut State, path: &Path) -> Result<(), Problem> {
     let file_number = chain::file_number(path);
     for (i, line) in lines.iter().enumerate() {
         let mut loc = at(i + 1);
+        if line.contains(&0) {
+            return Err(problem(
+                loc,
+                "zero bytes where a record should be: a write was lost (power failure?) or \
+                 the file was zeroed, or unwritten space left at the end of a file that is \
+                 not the newest",
+            ));
+        }
         if torn && i + 1 == lines.len() {
             return Err(problem(
                 loc,

@@ -4,8 +4,10 @@
 //! records that match as a table (or JSON lines with `--json`): API calls
 //! and the authorization decisions made for them (an `authz` row before
 //! its call, same request id), digests on request. A PATH is a
-//! log file or a directory of them. Verification is `audit::verify`'s; this
-//! module parses arguments, reads files and prints.
+//! log file or a directory of them; the last file given is the newest, whose
+//! trailing zero bytes are unwritten space (`audit::chain::content`).
+//! Verification is `audit::verify`'s; this module parses arguments, reads
+//! files and prints.
 
 use crate::audit::DECISION_EVENT_TYPE;
 use crate::audit::chain::{self, DIGEST_EVENT_TYPE};
@@ -297,9 +299,15 @@ fn run_filter(f: &FilterArgs) -> anyhow::Result<()> {
     }
     let files = expand(&f.paths)?;
     let mut rows = Vec::new();
-    for file in &files {
-        let data =
+    for (i, file) in files.iter().enumerate() {
+        let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        // The newest (last) file may end in unwritten space.
+        let data = if i + 1 == files.len() {
+            chain::content(&bytes)
+        } else {
+            &bytes
+        };
         for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(record) = serde_json::from_slice::<Value>(line) else {
                 eprintln!(
