@@ -1,10 +1,17 @@
 //! Verification of hand-built logs: a good log passes, and each kind of
-//! tampering is caught at the record it touched.
+//! tampering is caught at the record it touched. Then the writer's files:
+//! records written into zero-filled space, cut back to their records when
+//! closed, and a crash's zero tail cut on the next start.
 
 use super::chain::{self, GENESIS_HASH};
-use super::verify::{Options, verify};
+use super::verify::{Options, Summary, verify};
+use super::writer::Writer;
+use super::{AuditSettings, Auditor, Durability};
+use crate::hsm_client::HsmClient;
 use ed25519_dalek::{Signer, SigningKey};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 struct Log {
     lines: Vec<Vec<u8>>,
@@ -244,4 +251,265 @@ fn zero_tail_of_an_older_file_is_reported() {
     assert_eq!(file.file_name(), Some(chain::file_name(1).as_ref()));
     assert_eq!(line, 6, "{reason}");
     assert!(reason.contains("zero bytes"), "{reason}");
+}
+
+/// A fresh log directory (created 0700 by the writer) inside a temp dir.
+fn audit_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("audit");
+    (tmp, dir)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn settings(dir: &Path, durability: Durability) -> AuditSettings {
+    AuditSettings {
+        dir: dir.to_owned(),
+        durability,
+        max_file_bytes: 1 << 30,
+        digest_every: u64::MAX,
+        digest_interval: Duration::from_secs(3600),
+        stdout: false,
+    }
+}
+
+/// No daemon: digests are written unsigned.
+fn no_daemon(dir: &Path) -> HsmClient {
+    HsmClient::new(dir.join("no-daemon.sock"))
+}
+
+/// A writer over `dir`, driven directly (dropping it is a crash).
+fn open_writer(dir: &Path, rt: &tokio::runtime::Runtime) -> Writer {
+    Writer::open(
+        settings(dir, Durability::Group),
+        no_daemon(dir),
+        rt.handle().clone(),
+    )
+    .expect("open")
+}
+
+fn body(i: u64) -> Vec<u8> {
+    format!(r#"{{"eventName":"Encrypt","eventID":"e{i}"}}"#).into_bytes()
+}
+
+fn log_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(chain::file_name(n))
+}
+
+/// Verifies the log in `dir` as a live one (unsigned digests, open tail).
+fn verify_live(dir: &Path) -> Result<Summary, super::verify::Problem> {
+    let files: Vec<PathBuf> = chain::log_files(dir)
+        .expect("list")
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let options = Options {
+        public_key: SigningKey::from_bytes(&[5u8; 32])
+            .verifying_key()
+            .to_bytes(),
+        allow_open_tail: true,
+    };
+    verify(&files, &options)
+}
+
+/// The records of `path` (its content), parsed.
+fn records_of(path: &Path) -> Vec<serde_json::Value> {
+    let data = std::fs::read(path).expect("read");
+    chain::content(&data)
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("json"))
+        .collect()
+}
+
+/// (file length, content length) of `path`.
+fn lengths(path: &Path) -> (usize, usize) {
+    let data = std::fs::read(path).expect("read");
+    (data.len(), chain::content(&data).len())
+}
+
+#[test]
+fn group_commit_writes_into_zero_filled_space_and_shutdown_cuts_it_back() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let auditor = rt
+        .block_on(async { Auditor::start(settings(&dir, Durability::Group), no_daemon(&dir)) })
+        .expect("start");
+    for i in 1..=20 {
+        rt.block_on(auditor.submit(vec![body(i)])).expect("written");
+    }
+    let path = log_path(&dir, 1);
+    let (len, content) = lengths(&path);
+    assert!(
+        len > content,
+        "no zero-filled space: {len} bytes, {content} written"
+    );
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(20));
+
+    rt.block_on(auditor.shutdown());
+    let (len, content) = lengths(&path);
+    assert_eq!(len, content, "a closed file is cut back to its records");
+    let records = records_of(&path);
+    assert_eq!(records.len(), 21);
+    assert_eq!(records[20]["reason"], "shutdown");
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(21));
+}
+
+#[test]
+fn durability_none_does_not_prefill() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let auditor = rt
+        .block_on(async { Auditor::start(settings(&dir, Durability::None), no_daemon(&dir)) })
+        .expect("start");
+    rt.block_on(auditor.submit(vec![body(1), body(2)]))
+        .expect("written");
+    let (len, content) = lengths(&log_path(&dir, 1));
+    assert_eq!(len, content);
+    assert!(content > 0);
+    rt.block_on(auditor.shutdown());
+}
+
+#[test]
+fn resume_after_a_crash_cuts_the_zero_tail_and_continues_the_chain() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let path = log_path(&dir, 1);
+    let mut w = open_writer(&dir, &rt);
+    for i in 1..=3 {
+        w.append(&[&body(i)]).expect("append");
+    }
+    drop(w); // a crash: no final digest, no cut
+    let (len, content) = lengths(&path);
+    assert!(len > content, "no zero tail to recover from");
+
+    let mut w = open_writer(&dir, &rt);
+    assert_eq!(lengths(&path), (content, content), "the zero tail is cut");
+    w.append(&[&body(4), &body(5)]).expect("append");
+    drop(w);
+
+    let mut w = open_writer(&dir, &rt);
+    w.finish();
+    assert_eq!(chain::log_files(&dir).expect("list").len(), 1);
+    let (len, content) = lengths(&path);
+    assert_eq!(len, content);
+    let sequences: Vec<u64> = records_of(&path)
+        .iter()
+        .map(|r| r["sequence"].as_u64().expect("sequence"))
+        .collect();
+    assert_eq!(sequences, (1..=6).collect::<Vec<_>>());
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(6));
+}
+
+#[test]
+fn a_torn_record_after_a_crash_is_left_and_the_log_goes_on_in_a_new_file() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let first = log_path(&dir, 1);
+    let mut w = open_writer(&dir, &rt);
+    for i in 1..=3 {
+        w.append(&[&body(i)]).expect("append");
+    }
+    drop(w);
+    let (_, content) = lengths(&first);
+    let torn = br#"{"sequence":4,"previousHash":"ab"#;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .expect("open");
+    f.write_all_at(torn, content as u64).expect("tear");
+    drop(f);
+
+    let mut w = open_writer(&dir, &rt);
+    assert_eq!(
+        lengths(&first),
+        (content + torn.len(), content + torn.len()),
+        "the zero tail is cut, the torn record left"
+    );
+    w.append(&[&body(4)]).expect("append");
+    drop(w);
+    let second = records_of(&log_path(&dir, 2));
+    let last_whole = std::fs::read(&first).expect("read")[..content - 1]
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .expect("line")
+        .to_vec();
+    assert_eq!(second[0]["sequence"], 4);
+    assert_eq!(
+        second[0]["previousHash"],
+        hex::encode(chain::line_hash(&last_whole))
+    );
+    let p = verify_live(&dir).expect_err("the torn record is reported");
+    assert_eq!(
+        (p.at.file.as_path(), p.at.line),
+        (first.as_path(), 4),
+        "{p}"
+    );
+    assert!(p.reason.contains("incomplete"), "{p}");
+}
+
+#[test]
+fn a_write_that_lost_pages_is_reported_and_the_log_goes_on_after_what_is_whole() {
+    // A power failure can keep a later page of the last write and lose an
+    // earlier one: zeros, then the end of a record.
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let first = log_path(&dir, 1);
+    let mut w = open_writer(&dir, &rt);
+    for i in 1..=3 {
+        w.append(&[&body(i)]).expect("append");
+    }
+    drop(w);
+    let (_, content) = lengths(&first);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .expect("open");
+    f.write_all_at(b"\"eventID\":\"e5\"}\n", content as u64 + 200)
+        .expect("write");
+    drop(f);
+
+    let mut w = open_writer(&dir, &rt);
+    w.append(&[&body(4)]).expect("append");
+    drop(w);
+    assert_eq!(records_of(&log_path(&dir, 2))[0]["sequence"], 4);
+    let p = verify_live(&dir).expect_err("the lost write is reported");
+    assert_eq!(
+        (p.at.file.as_path(), p.at.line),
+        (first.as_path(), 4),
+        "{p}"
+    );
+    assert!(p.reason.contains("zero bytes"), "{p}");
+}
+
+#[test]
+fn rotation_cuts_the_full_file_back_to_its_records_ending_in_the_digest() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let mut config = settings(&dir, Durability::Group);
+    config.max_file_bytes = 4096;
+    let auditor = rt
+        .block_on(async { Auditor::start(config, no_daemon(&dir)) })
+        .expect("start");
+    for i in 1..=120 {
+        rt.block_on(auditor.submit(vec![body(i)])).expect("written");
+    }
+    let files = chain::log_files(&dir).expect("list");
+    assert!(files.len() > 2, "no rotation: {files:?}");
+    for (_, path) in &files[..files.len() - 1] {
+        let (len, content) = lengths(path);
+        assert_eq!(len, content, "{} not cut back", path.display());
+        let records = records_of(path);
+        assert_eq!(records.last().expect("records")["reason"], "rotation");
+    }
+    let (len, content) = lengths(&files[files.len() - 1].1);
+    assert!(len > content, "the current file is not filled ahead");
+    assert!(verify_live(&dir).is_ok());
+    rt.block_on(auditor.shutdown());
 }

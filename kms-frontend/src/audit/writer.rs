@@ -12,13 +12,23 @@
 //! [`Durability::Fsync`] syncs each submission on its own;
 //! [`Durability::None`] only writes (the page cache survives kill -9 of this
 //! process, not a power loss). The file format is `chain`'s.
+//!
+//! Prefilling: with `Group` and `Fsync` the current file is kept filled with
+//! written, synced zero bytes ahead of the records ([`PREFILL_CHUNK`] at a
+//! time, extended between batches), and records are written at the end of
+//! the records with positioned writes, so a batch's `fdatasync` has no
+//! file-size change to commit. A record never goes past the filled space
+//! without the file being extended first. A closed file (rotation,
+//! shutdown) is cut back to its records; a crash leaves the zeros, which
+//! `resume` cuts on the next start. `None` does not prefill (the page cache
+//! is enough; zero-filling would double the writes).
 
 use super::chain::{self, GENESIS_HASH};
 use super::{AuditError, AuditSettings, Durability};
 use crate::hsm_client::HsmClient;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +37,11 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) const MAX_BATCH: usize = 1024;
 /// How long a digest signature may take before the digest is written unsigned.
 const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Zero-filled space added ahead of the records at a time (or 1/16 of
+/// `max_file_bytes` if that is smaller).
+const PREFILL_CHUNK: u64 = 4 << 20;
+/// Zeros written per call while prefilling.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// One call's records waiting to be written.
 pub(crate) struct Pending {
@@ -49,7 +64,13 @@ pub(crate) struct Writer {
     runtime: tokio::runtime::Handle,
     file: File,
     file_number: u64,
+    /// The end of the records: where the next line is written.
     file_len: u64,
+    /// The end of the zero-filled, synced space after the records (equal to
+    /// `file_len` when there is none).
+    filled: u64,
+    /// Bytes of the last write, to judge how much room the next one needs.
+    last_write: u64,
     sequence: u64,
     head: [u8; 32],
     since_digest: u64,
@@ -63,26 +84,49 @@ struct Resume {
     head: [u8; 32],
 }
 
-/// Last complete line of `path` (bytes, without `\n`), and whether the file
-/// ends cleanly with a `\n` (false: a torn last write).
-fn last_line(path: &Path) -> std::io::Result<(Option<Vec<u8>>, bool)> {
-    let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
-    if data.is_empty() {
-        return Ok((None, true));
-    }
-    let clean = data.ends_with(b"\n");
-    let complete = match data.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &data[..end],
-        None => return Ok((None, clean)),
-    };
-    let start = complete
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    Ok((Some(complete[start..].to_vec()), clean))
+/// How `resume` reads the end of a log file.
+struct Tail<'a> {
+    /// Length of the written part (`chain::content`): the rest is zeros.
+    content: usize,
+    /// The last complete line before any zero byte, without its `\n`.
+    last_line: Option<&'a [u8]>,
+    /// Whether the written part is whole lines with no zero byte (false: a
+    /// torn last write; zero bytes inside mean a write lost some of its
+    /// pages, so only what comes before them is whole).
+    clean: bool,
 }
 
+fn tail(data: &[u8]) -> Tail<'_> {
+    let content = chain::content(data);
+    let whole = content
+        .iter()
+        .position(|&b| b == 0)
+        .map_or(content, |i| &content[..i]);
+    let clean = whole.len() == content.len() && (content.is_empty() || content.ends_with(b"\n"));
+    let last_line = whole.iter().rposition(|&b| b == b'\n').map(|end| {
+        let complete = &whole[..end];
+        let start = complete
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        &complete[start..]
+    });
+    Tail {
+        content: content.len(),
+        last_line,
+        clean,
+    }
+}
+
+/// Cuts `path` to `len` bytes and syncs it.
+fn cut(path: &Path, len: u64) -> std::io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    file.set_len(len)?;
+    file.sync_all()
+}
+
+/// Finds where the log in `dir` goes on. The newest file's zero tail (a
+/// writer that stopped without closing it) is cut off first.
 fn resume(dir: &Path) -> Result<Resume, AuditError> {
     let files = chain::log_files(dir).map_err(AuditError::io)?;
     let Some(&(newest, _)) = files.last() else {
@@ -94,22 +138,29 @@ fn resume(dir: &Path) -> Result<Resume, AuditError> {
     };
     let mut file_number = newest;
     for (i, (_, path)) in files.iter().rev().enumerate() {
-        let (line, clean) = last_line(path).map_err(AuditError::io)?;
-        if i == 0 && !clean {
-            // A torn last record: leave it for the verifier to report and
-            // go on in a new file, chained to the last complete line.
-            tracing::warn!(file = %path.display(), "audit file ends in a partial record; starting a new file");
-            file_number = newest + 1;
+        let data = std::fs::read(path).map_err(AuditError::io)?;
+        let t = tail(&data);
+        if i == 0 {
+            if t.content < data.len() {
+                cut(path, t.content as u64).map_err(AuditError::io)?;
+                tracing::info!(file = %path.display(), bytes = data.len() - t.content, "cut the unwritten zero tail of the audit file");
+            }
+            if !t.clean {
+                // A torn last record: leave it for the verifier to report and
+                // go on in a new file, chained to the last complete line.
+                tracing::warn!(file = %path.display(), "audit file ends in a partial record; starting a new file");
+                file_number = newest + 1;
+            }
         }
-        let Some(line) = line else { continue };
-        let sequence = serde_json::from_slice::<serde_json::Value>(&line)
+        let Some(line) = t.last_line else { continue };
+        let sequence = serde_json::from_slice::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v.get("sequence").and_then(serde_json::Value::as_u64))
             .ok_or_else(|| AuditError::Corrupt(format!("last record of {}", path.display())))?;
         return Ok(Resume {
             file_number,
             sequence,
-            head: chain::line_hash(&line),
+            head: chain::line_hash(line),
         });
     }
     Ok(Resume {
@@ -122,7 +173,8 @@ fn resume(dir: &Path) -> Result<Resume, AuditError> {
 fn open_log(dir: &Path, n: u64) -> Result<(File, u64), AuditError> {
     let file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(false) // continue the newest file
         .mode(0o600)
         .open(dir.join(chain::file_name(n)))
         .map_err(AuditError::io)?;
@@ -170,6 +222,8 @@ impl Writer {
             file,
             file_number: r.file_number,
             file_len,
+            filled: file_len,
+            last_write: 0,
             sequence: r.sequence,
             head: r.head,
             since_digest: 0,
@@ -181,6 +235,7 @@ impl Writer {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let interval = self.settings.digest_interval;
         loop {
+            self.fill_ahead();
             let first = self
                 .runtime
                 .clone()
@@ -195,7 +250,7 @@ impl Writer {
                     continue;
                 }
                 Ok(None) => {
-                    self.digest("shutdown");
+                    self.finish();
                     return;
                 }
                 Ok(Some(Msg::Record(p))) => batch.push(p),
@@ -218,7 +273,7 @@ impl Writer {
                 self.rotate();
             }
             if let Some(ack) = stop {
-                self.digest("shutdown");
+                self.finish();
                 let _ = ack.send(());
                 return;
             }
@@ -260,9 +315,88 @@ impl Writer {
         }
     }
 
-    /// Chains and appends `bodies` as lines, syncing as configured. On
-    /// failure the chain position is kept and the file cut back.
-    fn append(&mut self, bodies: &[&[u8]]) -> Result<(), AuditError> {
+    /// Whether the file is kept zero-filled ahead of the records.
+    fn prefills(&self) -> bool {
+        self.settings.durability != Durability::None
+    }
+
+    fn chunk(&self) -> u64 {
+        PREFILL_CHUNK.min(self.settings.max_file_bytes / 16)
+    }
+
+    /// Writes zeros from the end of the filled space up to `to` and syncs
+    /// them.
+    fn fill_to(&mut self, to: u64) -> std::io::Result<()> {
+        if to <= self.filled {
+            return Ok(());
+        }
+        let mut at = self.filled;
+        while at < to {
+            let n = ZEROS
+                .len()
+                .min(usize::try_from(to - at).unwrap_or(usize::MAX));
+            self.file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        self.file.sync_data()?;
+        self.filled = to;
+        Ok(())
+    }
+
+    /// Between batches: once less filled space is left than the next write
+    /// may need (a quarter chunk, or twice the last write), fills another
+    /// chunk, not much past `max_file_bytes`. A failure is only logged:
+    /// records are then written past the filled space, as plain appends.
+    fn fill_ahead(&mut self) {
+        if !self.prefills() {
+            return;
+        }
+        let low = (self.chunk() / 4).max(2 * self.last_write);
+        if self.filled.saturating_sub(self.file_len) >= low {
+            return;
+        }
+        let to = (self.filled + self.chunk().max(low))
+            .min(self.settings.max_file_bytes.max(self.file_len) + low);
+        if let Err(e) = self.fill_to(to) {
+            tracing::warn!(error = %e, "cannot zero-fill the audit file ahead of its records");
+        }
+    }
+
+    /// Makes room for `need` bytes of records in filled space before they
+    /// are written (a write bigger than the room left).
+    fn make_room(&mut self, need: u64) {
+        if !self.prefills() || self.file_len + need <= self.filled {
+            return;
+        }
+        if let Err(e) = self.fill_to(self.file_len + need + self.chunk()) {
+            tracing::warn!(error = %e, "cannot zero-fill the audit file ahead of its records");
+        }
+    }
+
+    /// Cuts the file back to its records and syncs it, so a closed file
+    /// never ends in zeros.
+    fn cut_to_records(&mut self) -> std::io::Result<()> {
+        if self.file.metadata()?.len() != self.file_len {
+            self.file.set_len(self.file_len)?;
+            self.file.sync_all()?;
+        }
+        self.filled = self.file_len;
+        Ok(())
+    }
+
+    /// Writes the final digest and cuts the file back to its records.
+    pub(super) fn finish(&mut self) {
+        self.digest("shutdown");
+        if let Err(e) = self.cut_to_records() {
+            tracing::error!(error = %e, "cannot cut the audit file back to its records; the next start will");
+        }
+    }
+
+    /// Chains and writes `bodies` as lines at the end of the records,
+    /// syncing as configured. On failure the chain position is kept and the
+    /// file cut back to its records (the filled space is filled again
+    /// before the next write).
+    pub(super) fn append(&mut self, bodies: &[&[u8]]) -> Result<(), AuditError> {
         let (sequence, head) = (self.sequence, self.head);
         let mut buf = Vec::with_capacity(bodies.iter().map(|b| b.len() + 112).sum());
         for body in bodies {
@@ -272,16 +406,18 @@ impl Writer {
             buf.extend_from_slice(&line);
             buf.push(b'\n');
         }
-        let written = self
-            .file
-            .write_all(&buf)
-            .and_then(|()| match self.settings.durability {
+        self.make_room(buf.len() as u64);
+        let written = self.file.write_all_at(&buf, self.file_len).and_then(|()| {
+            match self.settings.durability {
                 Durability::None => Ok(()),
                 Durability::Group | Durability::Fsync => self.file.sync_data(),
-            });
+            }
+        });
         match written {
             Ok(()) => {
                 self.file_len += buf.len() as u64;
+                self.filled = self.filled.max(self.file_len);
+                self.last_write = buf.len() as u64;
                 self.since_digest += bodies.len() as u64;
                 if self.settings.stdout {
                     let mut out = std::io::stdout().lock();
@@ -292,8 +428,10 @@ impl Writer {
             Err(e) => {
                 self.sequence = sequence;
                 self.head = head;
-                let _ = self.file.set_len(self.file_len);
-                let _ = self.file.seek(SeekFrom::End(0));
+                if let Err(cut) = self.file.set_len(self.file_len) {
+                    tracing::error!(error = %cut, "cannot cut a failed audit write back off");
+                }
+                self.filled = self.file_len;
                 Err(AuditError::io(e))
             }
         }
@@ -368,14 +506,20 @@ impl Writer {
         }
     }
 
-    /// Seals the current file with a digest and starts the next one.
+    /// Seals the current file with a digest, cuts it back to its records
+    /// (the digest stays its last line) and starts the next one.
     fn rotate(&mut self) {
         self.digest("rotation");
+        if let Err(e) = self.cut_to_records() {
+            tracing::error!(error = %e, "cannot cut the full audit file back to its records; writing on in it");
+            return;
+        }
         match open_log(&self.settings.dir, self.file_number + 1) {
             Ok((file, len)) => {
                 self.file = file;
                 self.file_number += 1;
                 self.file_len = len;
+                self.filled = len;
                 tracing::info!(file = %chain::file_name(self.file_number), "audit log rotated");
             }
             Err(e) => tracing::error!(error = %e, "cannot rotate the audit log; writing on"),
