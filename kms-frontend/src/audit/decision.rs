@@ -13,12 +13,10 @@
 
 use super::AuditError;
 use super::record::{
-    ApiCall, Resource, UserIdentity, event_id, event_time, key_arn_resource, read_only, to_bytes,
-    user_identity,
+    ApiCall, Head, Resource, Tail, event_id, head, key_arn_resource, read_only, tail, to_bytes,
 };
 use crate::service::authz::{Authorization, DecisionSink, Reason};
 use serde::Serialize;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
@@ -118,14 +116,8 @@ fn authorization(a: &Authorization) -> AuthorizationElement<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DecisionEvent<'a> {
-    event_version: &'static str,
-    user_identity: UserIdentity<'a>,
-    event_time: String,
-    event_source: &'static str,
-    event_name: &'a str,
-    aws_region: &'a str,
-    #[serde(rename = "sourceIPAddress")]
-    source_ip_address: Option<IpAddr>,
+    #[serde(flatten)]
+    head: Head<'a>,
     #[serde(rename = "requestID")]
     request_id: &'a str,
     #[serde(rename = "eventID")]
@@ -133,10 +125,8 @@ struct DecisionEvent<'a> {
     read_only: bool,
     resources: Vec<Resource<'a>>,
     authorization: AuthorizationElement<'a>,
-    event_type: &'static str,
-    management_event: bool,
-    recipient_account_id: &'a str,
-    event_category: &'static str,
+    #[serde(flatten)]
+    tail: Tail<'a>,
 }
 
 /// The record of one decision made while serving `call`, as a serialized
@@ -147,13 +137,7 @@ struct DecisionEvent<'a> {
 pub(crate) fn event(call: &ApiCall<'_>, d: &Decided) -> Result<Vec<u8>, AuditError> {
     let account = call.principal.account_id.as_str();
     let event = DecisionEvent {
-        event_version: "1.08",
-        user_identity: user_identity(call.principal),
-        event_time: event_time(d.time),
-        event_source: "kms.amazonaws.com",
-        event_name: call.operation,
-        aws_region: call.region,
-        source_ip_address: call.source_ip,
+        head: head(call, d.time),
         request_id: call.request_id,
         event_id: event_id(),
         read_only: read_only(call.operation),
@@ -161,10 +145,7 @@ pub(crate) fn event(call: &ApiCall<'_>, d: &Decided) -> Result<Vec<u8>, AuditErr
             .into_iter()
             .collect(),
         authorization: authorization(&d.authorization),
-        event_type: DECISION_EVENT_TYPE,
-        management_event: true,
-        recipient_account_id: account,
-        event_category: "Management",
+        tail: tail(call, DECISION_EVENT_TYPE),
     };
     to_bytes(&event)
 }

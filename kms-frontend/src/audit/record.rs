@@ -306,10 +306,10 @@ pub(crate) fn event_id() -> uuid::fmt::Hyphenated {
         .hyphenated()
 }
 
-/// The record of one call.
+/// The fields every record of a call starts with.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Event<'a> {
+pub(crate) struct Head<'a> {
     event_version: &'static str,
     user_identity: UserIdentity<'a>,
     event_time: String,
@@ -318,6 +318,47 @@ struct Event<'a> {
     aws_region: &'a str,
     #[serde(rename = "sourceIPAddress")]
     source_ip_address: Option<IpAddr>,
+}
+
+/// The head of a record of `call` made at `time`.
+pub(crate) fn head<'a>(call: &ApiCall<'a>, time: OffsetDateTime) -> Head<'a> {
+    Head {
+        event_version: "1.08",
+        user_identity: user_identity(call.principal),
+        event_time: event_time(time),
+        event_source: "kms.amazonaws.com",
+        event_name: call.operation,
+        aws_region: call.region,
+        source_ip_address: call.source_ip,
+    }
+}
+
+/// The fields every record of a call ends with (before any error).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Tail<'a> {
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    event_category: &'static str,
+}
+
+/// The tail of a record of `event_type` for `call`.
+pub(crate) fn tail<'a>(call: &ApiCall<'a>, event_type: &'static str) -> Tail<'a> {
+    Tail {
+        event_type,
+        management_event: true,
+        recipient_account_id: &call.principal.account_id,
+        event_category: "Management",
+    }
+}
+
+/// The record of one call.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    #[serde(flatten)]
+    head: Head<'a>,
     user_agent: Option<&'a str>,
     request_parameters: Option<Picked>,
     response_elements: Option<Picked>,
@@ -327,10 +368,8 @@ struct Event<'a> {
     event_id: uuid::fmt::Hyphenated,
     read_only: bool,
     resources: Vec<Resource<'a>>,
-    event_type: &'static str,
-    management_event: bool,
-    recipient_account_id: &'a str,
-    event_category: &'static str,
+    #[serde(flatten)]
+    tail: Tail<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<&'a str>,
     /// Present (possibly null) exactly when `error_code` is.
@@ -373,13 +412,7 @@ pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
         .error_code
         .map(|_| string_field(&response, "message").map(|m| clip(&m, 1024).to_owned()));
     let event = Event {
-        event_version: "1.08",
-        user_identity: user_identity(call.principal),
-        event_time: event_time(call.time),
-        event_source: "kms.amazonaws.com",
-        event_name: call.operation,
-        aws_region: call.region,
-        source_ip_address: call.source_ip,
+        head: head(call, call.time),
         user_agent: call.user_agent.map(|ua| clip(ua, 256)),
         request_parameters: (!request_parameters.0.is_empty()).then_some(request_parameters),
         response_elements: (!response_elements.0.is_empty()).then_some(response_elements),
@@ -387,10 +420,7 @@ pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
         event_id: event_id(),
         read_only: read_only(call.operation),
         resources: resources(&request, &response, call.region, account),
-        event_type: "AwsApiCall",
-        management_event: true,
-        recipient_account_id: account,
-        event_category: "Management",
+        tail: tail(call, "AwsApiCall"),
         error_code: call.error_code,
         error_message,
     };

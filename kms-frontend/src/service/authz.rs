@@ -227,26 +227,24 @@ impl Core {
         // Every decision is an audit record; on the operator's log a denial
         // is news (info), an allow is the normal case (debug: at info it
         // cost 7% of the frontend's CPU, BENCHMARKS.md).
+        macro_rules! decision {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "authz",
+                    $level,
+                    principal = %a.principal,
+                    action = %a.action,
+                    resource = %a.resource,
+                    allowed = a.allowed,
+                    decided_by = %a.decided_by(),
+                    "authorization decision"
+                )
+            };
+        }
         if a.allowed {
-            tracing::debug!(
-                target: "authz",
-                principal = %a.principal,
-                action = %a.action,
-                resource = %a.resource,
-                allowed = a.allowed,
-                decided_by = %a.decided_by(),
-                "authorization decision"
-            );
+            decision!(tracing::Level::DEBUG);
         } else {
-            tracing::info!(
-                target: "authz",
-                principal = %a.principal,
-                action = %a.action,
-                resource = %a.resource,
-                allowed = a.allowed,
-                decided_by = %a.decided_by(),
-                "authorization decision"
-            );
+            decision!(tracing::Level::INFO);
         }
         match current_sink() {
             Some(sink) => sink.record(a),
