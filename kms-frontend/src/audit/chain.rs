@@ -3,7 +3,10 @@
 //! functions, so the two cannot drift apart.
 //!
 //! A log is a directory of files `audit-00000001.jsonl`, `-00000002`, ...
-//! (the highest number is the one being written). Each file is one JSON
+//! (the highest number is the one being written); other names are not part
+//! of the log (the writer may keep the next file's zero-filled spare there,
+//! `audit-NNNNNNNN.jsonl.spare`, which [`file_number`] does not accept, so
+//! [`log_files`] and every reader leave it out). Each file is one JSON
 //! object per line, `\n`-terminated. Every line starts with
 //! `{"sequence":N,"previousHash":"<64 hex>",` followed by the record's own
 //! fields: `sequence` counts records across files from 1, `previousHash` is
@@ -134,5 +137,6 @@ mod tests {
         assert_eq!(file_number(Path::new(&file_name(42))), Some(42));
         assert_eq!(file_number(Path::new("audit-x.jsonl")), None);
         assert_eq!(file_number(Path::new("other.jsonl")), None);
+        assert_eq!(file_number(Path::new("audit-00000042.jsonl.spare")), None);
     }
 }

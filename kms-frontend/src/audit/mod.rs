@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod decision;
+mod filler;
 pub mod record;
 pub mod verify;
 mod writer;

@@ -513,3 +513,188 @@ fn rotation_cuts_the_full_file_back_to_its_records_ending_in_the_digest() {
     assert!(verify_live(&dir).is_ok());
     rt.block_on(auditor.shutdown());
 }
+
+/// `max_file_bytes` of the spare-file tests (the prefill chunk is 1/16 of
+/// it: 4 KiB).
+const SMALL_FILE: u64 = 64 << 10;
+/// How long a spare of `SMALL_FILE` may take to be made.
+const SPARE_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn small_files(dir: &Path, durability: Durability) -> AuditSettings {
+    AuditSettings {
+        max_file_bytes: SMALL_FILE,
+        ..settings(dir, durability)
+    }
+}
+
+fn spare_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{}.spare", chain::file_name(n)))
+}
+
+/// The files in `dir` named like spares.
+fn spares(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.spare"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Appends records (`*next` on) until log file `n` holds `bytes`.
+fn append_until(w: &mut Writer, dir: &Path, n: u64, bytes: u64, next: &mut u64) {
+    while (lengths(&log_path(dir, n)).1 as u64) < bytes {
+        *next += 1;
+        w.append(&[&body(*next)]).expect("append");
+    }
+}
+
+/// Polls `ready` every 5 ms until it holds, or panics after `SPARE_TIMEOUT`.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < SPARE_TIMEOUT, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_spare_next_file_is_made_past_half_a_file_and_taken_at_rotation() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let mut w = Writer::open(
+        small_files(&dir, Durability::Group),
+        no_daemon(&dir),
+        rt.handle().clone(),
+    )
+    .expect("open");
+    let mut i = 0;
+    append_until(&mut w, &dir, 1, SMALL_FILE / 2 - 1024, &mut i);
+    w.prepare_next();
+    assert!(
+        !w.poll_spare() && spares(&dir).is_empty(),
+        "a spare before half a file"
+    );
+
+    append_until(&mut w, &dir, 1, SMALL_FILE / 2, &mut i);
+    w.prepare_next();
+    wait_until("the spare of file 2", || w.poll_spare());
+    let spare = spare_path(&dir, 2);
+    let meta = std::fs::metadata(&spare).expect("the spare is in the directory");
+    assert_eq!(meta.len(), SMALL_FILE + 4096);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read(&spare).expect("read").iter().all(|&b| b == 0));
+    assert_eq!(spares(&dir), vec![spare.clone()]);
+    assert_eq!(
+        chain::log_files(&dir).expect("list").len(),
+        1,
+        "a spare is not a log file"
+    );
+    assert!(verify_live(&dir).is_ok());
+
+    append_until(&mut w, &dir, 1, SMALL_FILE, &mut i);
+    w.rotate();
+    assert!(!spare.exists(), "the spare name is gone");
+    // The filler's length, not the one chunk the writer fills itself.
+    assert_eq!(lengths(&log_path(&dir, 2)), (SMALL_FILE as usize + 4096, 0));
+    let (len, content) = lengths(&log_path(&dir, 1));
+    assert_eq!(len, content, "the full file is cut back");
+
+    for _ in 0..5 {
+        i += 1;
+        w.append(&[&body(i)]).expect("append");
+    }
+    w.finish();
+    assert!(spares(&dir).is_empty());
+    let second = records_of(&log_path(&dir, 2));
+    assert_eq!(second.len(), 6);
+    assert_eq!(second[0]["sequence"], i - 4 + 1);
+    let (len, content) = lengths(&log_path(&dir, 2));
+    assert_eq!(len, content, "shutdown cuts the taken spare back too");
+    // Every record, the rotation digest and the shutdown digest, chained
+    // across the two files.
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(i + 2));
+}
+
+#[test]
+fn the_running_writer_asks_for_a_spare_past_half_a_file_and_shutdown_deletes_it() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let auditor = rt
+        .block_on(async { Auditor::start(small_files(&dir, Durability::Group), no_daemon(&dir)) })
+        .expect("start");
+    let mut i = 0;
+    while (lengths(&log_path(&dir, 1)).1 as u64) < SMALL_FILE / 2 {
+        i += 1;
+        rt.block_on(auditor.submit(vec![body(i)])).expect("written");
+    }
+    let spare = spare_path(&dir, 2);
+    wait_until("a full spare of file 2", || {
+        std::fs::metadata(&spare).is_ok_and(|m| m.len() == SMALL_FILE + 4096)
+    });
+    rt.block_on(auditor.shutdown());
+    assert!(spares(&dir).is_empty(), "an unused spare is deleted");
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(i + 1));
+}
+
+#[test]
+fn a_leftover_spare_is_deleted_at_open() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let mut w = open_writer(&dir, &rt);
+    w.append(&[&body(1)]).expect("append");
+    drop(w); // a crash, with spares left behind
+    for n in [2, 9] {
+        std::fs::write(spare_path(&dir, n), [0u8; 4096]).expect("spare");
+    }
+    let other = dir.join("notes.spare");
+    std::fs::write(&other, b"not ours").expect("other");
+
+    let mut w = open_writer(&dir, &rt);
+    assert!(
+        spares(&dir).is_empty(),
+        "leftover spares: {:?}",
+        spares(&dir)
+    );
+    assert!(other.exists(), "only spare names are deleted");
+    w.append(&[&body(2)]).expect("append");
+    w.finish();
+    assert_eq!(chain::log_files(&dir).expect("list").len(), 1);
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(3));
+}
+
+#[test]
+fn durability_none_never_makes_a_spare() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let auditor = rt
+        .block_on(async { Auditor::start(small_files(&dir, Durability::None), no_daemon(&dir)) })
+        .expect("start");
+    let mut i = 0;
+    while chain::log_files(&dir).expect("list").len() < 3 {
+        i += 1;
+        rt.block_on(auditor.submit(vec![body(i)])).expect("written");
+        assert!(spares(&dir).is_empty(), "a spare after {i} records");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(spares(&dir).is_empty(), "a spare: {:?}", spares(&dir));
+    rt.block_on(auditor.shutdown());
+}
+
+#[test]
+fn readers_ignore_a_spare_in_the_log_directory() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let mut w = open_writer(&dir, &rt);
+    w.append(&[&body(1), &body(2)]).expect("append");
+    w.finish();
+    // Not zeros: a reader that took it for the next log file would fail.
+    let first = std::fs::read(log_path(&dir, 1)).expect("read");
+    std::fs::write(spare_path(&dir, 2), &first).expect("spare");
+    assert_eq!(chain::file_number(&spare_path(&dir, 2)), None);
+    let files = chain::log_files(&dir).expect("list");
+    assert_eq!(files, vec![(1, log_path(&dir, 1))]);
+    assert_eq!(verify_live(&dir).map(|s| s.records), Ok(3));
+}

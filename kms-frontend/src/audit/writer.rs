@@ -22,8 +22,19 @@
 //! shutdown) is cut back to its records; a crash leaves the zeros, which
 //! `resume` cuts on the next start. `None` does not prefill (the page cache
 //! is enough; zero-filling would double the writes).
+//!
+//! The next file is prepared off this thread: once the current file is half
+//! of `max_file_bytes`, the writer asks `filler` for file N+1, zero-filled
+//! to `max_file_bytes` and one prefill chunk, under a spare name that is not
+//! a log file. Rotation takes it only if it is ready (never waiting):
+//! links it under the log file's name (never over an existing file), drops
+//! the spare name and syncs the directory; otherwise it opens the file
+//! itself and fills it incrementally as above, as for the first file after
+//! a start. `open` deletes leftover spares (a crash); shutdown stops the
+//! filler and deletes a spare not used.
 
 use super::chain::{self, GENESIS_HASH};
+use super::filler::{self, Filler, Spare};
 use super::{AuditError, AuditSettings, Durability};
 use crate::hsm_client::HsmClient;
 use std::fs::{File, OpenOptions};
@@ -75,6 +86,12 @@ pub(crate) struct Writer {
     head: [u8; 32],
     since_digest: u64,
     public_key: Option<[u8; 32]>,
+    /// The filler thread, started the first time a spare is asked for.
+    filler: Option<Filler>,
+    /// A spare handed back by the filler, not yet used.
+    spare: Option<Spare>,
+    /// The highest file number a spare was asked for (0: none).
+    asked: u64,
 }
 
 /// The chain position found in an existing log.
@@ -170,6 +187,11 @@ fn resume(dir: &Path) -> Result<Resume, AuditError> {
     })
 }
 
+/// Syncs the directory `dir`, so a file just created or renamed in it stays.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 fn open_log(dir: &Path, n: u64) -> Result<(File, u64), AuditError> {
     let file = OpenOptions::new()
         .create(true)
@@ -213,6 +235,11 @@ impl Writer {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, AuditError> {
         ensure_dir(&settings.dir)?;
+        match filler::remove_leftovers(&settings.dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "deleted audit spare files left by a crash"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete leftover audit spare files"),
+        }
         let r = resume(&settings.dir)?;
         let (file, file_len) = open_log(&settings.dir, r.file_number)?;
         Ok(Self {
@@ -228,6 +255,9 @@ impl Writer {
             head: r.head,
             since_digest: 0,
             public_key: None,
+            filler: None,
+            spare: None,
+            asked: 0,
         })
     }
 
@@ -269,6 +299,7 @@ impl Writer {
             if self.since_digest >= self.settings.digest_every {
                 self.digest("periodic");
             }
+            self.prepare_next();
             if self.file_len >= self.settings.max_file_bytes {
                 self.rotate();
             }
@@ -384,12 +415,77 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes the final digest and cuts the file back to its records.
+    /// Writes the final digest and cuts the file back to its records; stops
+    /// the filler and deletes a spare not used.
     pub(super) fn finish(&mut self) {
         self.digest("shutdown");
         if let Err(e) = self.cut_to_records() {
             tracing::error!(error = %e, "cannot cut the audit file back to its records; the next start will");
         }
+        self.filler = None;
+        if let Some(spare) = self.spare.take() {
+            filler::discard(&self.settings.dir, spare.number);
+        }
+    }
+
+    /// Once the current file is half full (and prefilling), asks the filler
+    /// for the next file, once per file.
+    pub(super) fn prepare_next(&mut self) {
+        let next = self.file_number + 1;
+        if !self.prefills()
+            || self.asked >= next
+            || self.file_len < self.settings.max_file_bytes / 2
+        {
+            return;
+        }
+        self.asked = next;
+        if self.filler.is_none() {
+            match Filler::start(self.settings.dir.clone()) {
+                Ok(f) => self.filler = Some(f),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the audit filler thread; rotation fills the next file itself");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = &self.filler {
+            f.request(next, self.settings.max_file_bytes + self.chunk());
+        }
+    }
+
+    /// Whether the spare of the next file is ready, taking what the filler
+    /// handed back (without waiting). A spare for another file (finished
+    /// after its rotation had gone on without it) is deleted.
+    pub(super) fn poll_spare(&mut self) -> bool {
+        let next = self.file_number + 1;
+        while let Some(spare) = self.filler.as_ref().and_then(Filler::try_take) {
+            if let Some(old) = self.spare.replace(spare) {
+                filler::discard(&self.settings.dir, old.number);
+            }
+        }
+        if let Some(spare) = self.spare.take_if(|s| s.number != next) {
+            filler::discard(&self.settings.dir, spare.number);
+        }
+        self.spare.is_some()
+    }
+
+    /// The next file from a ready spare: linked under the log file's name
+    /// (which fails rather than replace an existing file), then the spare
+    /// name removed. Returns the file and its filled length.
+    fn take_spare(&mut self) -> Option<(File, u64)> {
+        if !self.poll_spare() {
+            return None;
+        }
+        let spare = self.spare.take()?;
+        let dir = &self.settings.dir;
+        let from = filler::spare_path(dir, spare.number);
+        if let Err(e) = std::fs::hard_link(&from, dir.join(chain::file_name(spare.number))) {
+            tracing::warn!(error = %e, file = %from.display(), "cannot take the prepared audit file; filling the next file here");
+            filler::discard(dir, spare.number);
+            return None;
+        }
+        filler::discard(dir, spare.number);
+        Some((spare.file, spare.filled))
     }
 
     /// Chains and writes `bodies` as lines at the end of the records,
@@ -508,21 +604,29 @@ impl Writer {
 
     /// Seals the current file with a digest, cuts it back to its records
     /// (the digest stays its last line) and starts the next one.
-    fn rotate(&mut self) {
+    pub(super) fn rotate(&mut self) {
         self.digest("rotation");
         if let Err(e) = self.cut_to_records() {
             tracing::error!(error = %e, "cannot cut the full audit file back to its records; writing on in it");
             return;
         }
-        match open_log(&self.settings.dir, self.file_number + 1) {
-            Ok((file, len)) => {
-                self.file = file;
-                self.file_number += 1;
-                self.file_len = len;
-                self.filled = len;
-                tracing::info!(file = %chain::file_name(self.file_number), "audit log rotated");
-            }
-            Err(e) => tracing::error!(error = %e, "cannot rotate the audit log; writing on"),
+        let (file, len, filled) = match self.take_spare() {
+            Some((file, filled)) => (file, 0, filled),
+            None => match open_log(&self.settings.dir, self.file_number + 1) {
+                Ok((file, len)) => (file, len, len),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot rotate the audit log; writing on");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = sync_dir(&self.settings.dir) {
+            tracing::warn!(error = %e, "cannot sync the audit directory after rotation");
         }
+        self.file = file;
+        self.file_number += 1;
+        self.file_len = len;
+        self.filled = filled;
+        tracing::info!(file = %chain::file_name(self.file_number), prefilled = filled > len, "audit log rotated");
     }
 }
