@@ -446,9 +446,26 @@ async fn verify_names_the_first_edited_deleted_reordered_inserted_or_truncated_r
     sealed_log(&mut env, 10).await;
     let dir = audit_dir(&env);
     let key = std::fs::read_to_string(dir.join("audit-signing-key.pub")).unwrap();
+    // A spare next file (the writer's filler makes one, zero-filled, past
+    // half a file) is not a log file: neither verify nor the filter reads
+    // it. This one holds a record, so reading it would show.
+    let files = log_files(&dir);
+    let first = log_text(&files[0], true).lines().next().unwrap().to_owned();
+    assert_eq!(files.len(), 1, "one log file expected");
+    let spare = dir.join("audit-00000002.jsonl.spare");
+    std::fs::write(
+        &spare,
+        format!("{}\n", first.replace("CreateKey", "SpareMarker")),
+    )
+    .unwrap();
     let good = verify(&env, &["--public-key", key.trim()], &[&dir]);
     assert!(good.success, "untouched log must verify: {}", good.stderr);
     assert!(good.stdout.starts_with("OK:"), "{}", good.stdout);
+    let shown = env.kmsctl("alice", ["audit", "--json", dir.to_str().unwrap()]);
+    assert!(shown.success, "{}", shown.stderr);
+    assert!(shown.stdout.contains("CreateKey"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("SpareMarker"), "{}", shown.stdout);
+    std::fs::remove_file(&spare).unwrap();
 
     // Line 4 is an Encrypt's decision record (1 CreateKey, then per Encrypt
     // its decision and its call record; a digest once 4 are uncovered).
