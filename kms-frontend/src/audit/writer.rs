@@ -33,7 +33,7 @@
 //! a start. `open` deletes leftover spares (a crash); shutdown stops the
 //! filler and deletes a spare not used.
 
-use super::chain::{self, GENESIS_HASH};
+use super::chain;
 use super::filler::{self, Filler, Spare};
 use super::{AuditError, AuditSettings, Durability};
 use crate::hsm_client::HsmClient;
@@ -44,19 +44,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+mod prefill;
+mod resume;
+
 /// Most submissions written by one `write`.
 pub(crate) const MAX_BATCH: usize = 1024;
 /// How long a digest signature may take before the digest is written unsigned.
 const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Zero-filled space added ahead of the records at a time (or 1/16 of
-/// `max_file_bytes` if that is smaller). Filling happens on the writer's
-/// path (for the first file after a start; later files come filled from
-/// `filler`), so requests queued meanwhile wait for it: at 4 MiB that was a
-/// 6-8 ms stall, the p99.9 of a lone client; at 1 MiB about 2 ms.
-const PREFILL_CHUNK: u64 = 1 << 20;
-/// Zeros written per call while prefilling.
-static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-
 /// One call's records waiting to be written.
 pub(crate) struct Pending {
     pub(crate) bodies: Vec<Vec<u8>>,
@@ -95,99 +89,6 @@ pub(crate) struct Writer {
     spare: Option<Spare>,
     /// The highest file number a spare was asked for (0: none).
     asked: u64,
-}
-
-/// The chain position found in an existing log.
-struct Resume {
-    file_number: u64,
-    sequence: u64,
-    head: [u8; 32],
-}
-
-/// How `resume` reads the end of a log file.
-struct Tail<'a> {
-    /// Length of the written part (`chain::content`): the rest is zeros.
-    content: usize,
-    /// The last complete line before any zero byte, without its `\n`.
-    last_line: Option<&'a [u8]>,
-    /// Whether the written part is whole lines with no zero byte (false: a
-    /// torn last write; zero bytes inside mean a write lost some of its
-    /// pages, so only what comes before them is whole).
-    clean: bool,
-}
-
-fn tail(data: &[u8]) -> Tail<'_> {
-    let content = chain::content(data);
-    let whole = content
-        .iter()
-        .position(|&b| b == 0)
-        .map_or(content, |i| &content[..i]);
-    let clean = whole.len() == content.len() && (content.is_empty() || content.ends_with(b"\n"));
-    let last_line = whole.iter().rposition(|&b| b == b'\n').map(|end| {
-        let complete = &whole[..end];
-        let start = complete
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
-        &complete[start..]
-    });
-    Tail {
-        content: content.len(),
-        last_line,
-        clean,
-    }
-}
-
-/// Cuts `path` to `len` bytes and syncs it.
-fn cut(path: &Path, len: u64) -> std::io::Result<()> {
-    let file = OpenOptions::new().write(true).open(path)?;
-    file.set_len(len)?;
-    file.sync_all()
-}
-
-/// Finds where the log in `dir` goes on. The newest file's zero tail (a
-/// writer that stopped without closing it) is cut off first.
-fn resume(dir: &Path) -> Result<Resume, AuditError> {
-    let files = chain::log_files(dir).map_err(AuditError::io)?;
-    let Some(&(newest, _)) = files.last() else {
-        return Ok(Resume {
-            file_number: 1,
-            sequence: 0,
-            head: GENESIS_HASH,
-        });
-    };
-    let mut file_number = newest;
-    for (i, (_, path)) in files.iter().rev().enumerate() {
-        let data = std::fs::read(path).map_err(AuditError::io)?;
-        let t = tail(&data);
-        if i == 0 {
-            if t.content < data.len() {
-                cut(path, t.content as u64).map_err(AuditError::io)?;
-                tracing::info!(file = %path.display(), bytes = data.len() - t.content, "cut the unwritten zero tail of the audit file");
-            }
-            if !t.clean {
-                // A torn last record: leave it for the verifier to report and
-                // go on in a new file, chained to the last complete line.
-                tracing::warn!(file = %path.display(), "audit file ends in a partial record; starting a new file");
-                file_number = newest + 1;
-            }
-        }
-        let Some(line) = t.last_line else { continue };
-        let sequence = serde_json::from_slice::<serde_json::Value>(line)
-            .ok()
-            .and_then(|v| v.get("sequence").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| AuditError::Corrupt(format!("last record of {}", path.display())))?;
-        return Ok(Resume {
-            file_number,
-            sequence,
-            head: chain::line_hash(line),
-        });
-    }
-    Ok(Resume {
-        file_number,
-        sequence: 0,
-        head: GENESIS_HASH,
-    })
 }
 
 /// Syncs the directory `dir`, so a file just created or renamed in it stays.
@@ -243,7 +144,7 @@ impl Writer {
             Ok(n) => tracing::info!(files = n, "deleted audit spare files left by a crash"),
             Err(e) => tracing::warn!(error = %e, "cannot delete leftover audit spare files"),
         }
-        let r = resume(&settings.dir)?;
+        let r = resume::resume(&settings.dir)?;
         let (file, file_len) = open_log(&settings.dir, r.file_number)?;
         Ok(Self {
             settings,
@@ -349,75 +250,6 @@ impl Writer {
         }
     }
 
-    /// Whether the file is kept zero-filled ahead of the records.
-    fn prefills(&self) -> bool {
-        self.settings.durability != Durability::None
-    }
-
-    fn chunk(&self) -> u64 {
-        PREFILL_CHUNK.min(self.settings.max_file_bytes / 16)
-    }
-
-    /// Writes zeros from the end of the filled space up to `to` and syncs
-    /// them.
-    fn fill_to(&mut self, to: u64) -> std::io::Result<()> {
-        if to <= self.filled {
-            return Ok(());
-        }
-        let mut at = self.filled;
-        while at < to {
-            let n = ZEROS
-                .len()
-                .min(usize::try_from(to - at).unwrap_or(usize::MAX));
-            self.file.write_all_at(&ZEROS[..n], at)?;
-            at += n as u64;
-        }
-        self.file.sync_data()?;
-        self.filled = to;
-        Ok(())
-    }
-
-    /// Between batches: once less filled space is left than the next write
-    /// may need (a quarter chunk, or twice the last write), fills another
-    /// chunk, not much past `max_file_bytes`. A failure is only logged:
-    /// records are then written past the filled space, as plain appends.
-    fn fill_ahead(&mut self) {
-        if !self.prefills() {
-            return;
-        }
-        let low = (self.chunk() / 4).max(2 * self.last_write);
-        if self.filled.saturating_sub(self.file_len) >= low {
-            return;
-        }
-        let to = (self.filled + self.chunk().max(low))
-            .min(self.settings.max_file_bytes.max(self.file_len) + low);
-        if let Err(e) = self.fill_to(to) {
-            tracing::warn!(error = %e, "cannot zero-fill the audit file ahead of its records");
-        }
-    }
-
-    /// Makes room for `need` bytes of records in filled space before they
-    /// are written (a write bigger than the room left).
-    fn make_room(&mut self, need: u64) {
-        if !self.prefills() || self.file_len + need <= self.filled {
-            return;
-        }
-        if let Err(e) = self.fill_to(self.file_len + need + self.chunk()) {
-            tracing::warn!(error = %e, "cannot zero-fill the audit file ahead of its records");
-        }
-    }
-
-    /// Cuts the file back to its records and syncs it, so a closed file
-    /// never ends in zeros.
-    fn cut_to_records(&mut self) -> std::io::Result<()> {
-        if self.file.metadata()?.len() != self.file_len {
-            self.file.set_len(self.file_len)?;
-            self.file.sync_all()?;
-        }
-        self.filled = self.file_len;
-        Ok(())
-    }
-
     /// Writes the final digest and cuts the file back to its records; stops
     /// the filler and deletes a spare not used.
     pub(super) fn finish(&mut self) {
@@ -429,66 +261,6 @@ impl Writer {
         if let Some(spare) = self.spare.take() {
             filler::discard(&self.settings.dir, spare.number);
         }
-    }
-
-    /// Once the current file is half full (and prefilling), asks the filler
-    /// for the next file, once per file.
-    pub(super) fn prepare_next(&mut self) {
-        let next = self.file_number + 1;
-        if !self.prefills()
-            || self.asked >= next
-            || self.file_len < self.settings.max_file_bytes / 2
-        {
-            return;
-        }
-        self.asked = next;
-        if self.filler.is_none() {
-            match Filler::start(self.settings.dir.clone()) {
-                Ok(f) => self.filler = Some(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start the audit filler thread; rotation fills the next file itself");
-                    return;
-                }
-            }
-        }
-        if let Some(f) = &self.filler {
-            f.request(next, self.settings.max_file_bytes + self.chunk());
-        }
-    }
-
-    /// Whether the spare of the next file is ready, taking what the filler
-    /// handed back (without waiting). A spare for another file (finished
-    /// after its rotation had gone on without it) is deleted.
-    pub(super) fn poll_spare(&mut self) -> bool {
-        let next = self.file_number + 1;
-        while let Some(spare) = self.filler.as_ref().and_then(Filler::try_take) {
-            if let Some(old) = self.spare.replace(spare) {
-                filler::discard(&self.settings.dir, old.number);
-            }
-        }
-        if let Some(spare) = self.spare.take_if(|s| s.number != next) {
-            filler::discard(&self.settings.dir, spare.number);
-        }
-        self.spare.is_some()
-    }
-
-    /// The next file from a ready spare: linked under the log file's name
-    /// (which fails rather than replace an existing file), then the spare
-    /// name removed. Returns the file and its filled length.
-    fn take_spare(&mut self) -> Option<(File, u64)> {
-        if !self.poll_spare() {
-            return None;
-        }
-        let spare = self.spare.take()?;
-        let dir = &self.settings.dir;
-        let from = filler::spare_path(dir, spare.number);
-        if let Err(e) = std::fs::hard_link(&from, dir.join(chain::file_name(spare.number))) {
-            tracing::warn!(error = %e, file = %from.display(), "cannot take the prepared audit file; filling the next file here");
-            filler::discard(dir, spare.number);
-            return None;
-        }
-        filler::discard(dir, spare.number);
-        Some((spare.file, spare.filled))
     }
 
     /// Chains and writes `bodies` as lines at the end of the records,
