@@ -268,6 +268,7 @@ pub(crate) fn key_arn_resource<'a>(
 fn resources<'a>(
     request: &RawObject<'_>,
     response: &RawObject<'_>,
+    metadata: Option<&RawObject<'_>>,
     region: &str,
     account: &'a str,
 ) -> Vec<Resource<'a>> {
@@ -281,10 +282,7 @@ fn resources<'a>(
     };
     add(string_field(response, "SourceKeyId"));
     add(string_field(response, "KeyId"));
-    let metadata = response
-        .get("KeyMetadata")
-        .map(|raw| object(raw.get().as_bytes()));
-    add(metadata.as_ref().and_then(|m| string_field(m, "Arn")));
+    add(metadata.and_then(|m| string_field(m, "Arn")));
     for f in ["KeyId", "SourceKeyId", "TargetKeyId", "DestinationKeyId"] {
         add(string_field(request, f));
     }
@@ -394,18 +392,19 @@ pub(crate) fn to_bytes<T: Serialize>(event: &T) -> Result<Vec<u8>, AuditError> {
 pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
     let request = object(call.request_body);
     let response = object(call.response_body);
+    // Read once: its `Arn` is a resource, its fields response elements.
+    let metadata = response
+        .get("KeyMetadata")
+        .map(|raw| object(raw.get().as_bytes()));
     let account = call.principal.account_id.as_str();
     let request_parameters = pick(&request, REQUEST_FIELDS);
     let mut response_elements = Picked::default();
     if call.error_code.is_none() {
         response_elements = pick(&response, RESPONSE_FIELDS);
-        if let Some(meta) = response.get("KeyMetadata") {
-            let meta = object(meta.get().as_bytes());
-            if !meta.is_empty() {
-                response_elements
-                    .0
-                    .push(("keyMetadata", Element::Object(pick(&meta, METADATA_FIELDS))));
-            }
+        if let Some(meta) = metadata.as_ref().filter(|m| !m.is_empty()) {
+            response_elements
+                .0
+                .push(("keyMetadata", Element::Object(pick(meta, METADATA_FIELDS))));
         }
     }
     let error_message = call
@@ -419,7 +418,7 @@ pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
         request_id: call.request_id,
         event_id: event_id(),
         read_only: read_only(call.operation),
-        resources: resources(&request, &response, call.region, account),
+        resources: resources(&request, &response, metadata.as_ref(), call.region, account),
         tail: tail(call, "AwsApiCall"),
         error_code: call.error_code,
         error_message,
