@@ -148,7 +148,9 @@ enum Outcome {
 impl Worker {
     pub(crate) async fn run(mut self) -> anyhow::Result<WorkerStats> {
         let mut stats = WorkerStats::new()?;
-        let hashes: Vec<String> = self.calls.iter().map(|c| payload_hash(&c.body)).collect();
+        // Held apart from `self`, which signing borrows mutably.
+        let calls = Arc::clone(&self.calls);
+        let hashes: Vec<String> = calls.iter().map(|c| payload_hash(&c.body)).collect();
         let mut next = self.index;
         'connect: while !self.stopped() {
             let (mut sender, mut driver) = match self.target.connect().await {
@@ -166,7 +168,6 @@ impl Worker {
                 if self.stopped() || !self.claim() {
                     break 'connect;
                 }
-                let calls = Arc::clone(&self.calls);
                 let i = next % calls.len();
                 next = next.wrapping_add(1);
                 let request = self.request(&calls[i], &hashes[i])?;
