@@ -329,6 +329,13 @@ fn records_of(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// (file length, content length) of `path`.
+/// `verify` of the live log fails at `file`:`line` for a reason naming `why`.
+fn assert_reported_at(dir: &Path, file: &Path, line: usize, why: &str) {
+    let p = verify_live(dir).expect_err("a problem is reported");
+    assert_eq!((p.at.file.as_path(), p.at.line), (file, line), "{p}");
+    assert!(p.reason.contains(why), "{p}");
+}
+
 fn lengths(path: &Path) -> (usize, usize) {
     let data = std::fs::read(path).expect("read");
     (data.len(), chain::content(&data).len())
@@ -445,13 +452,7 @@ fn a_torn_record_after_a_crash_is_left_and_the_log_goes_on_in_a_new_file() {
         second[0]["previousHash"],
         hex::encode(chain::line_hash(&last_whole))
     );
-    let p = verify_live(&dir).expect_err("the torn record is reported");
-    assert_eq!(
-        (p.at.file.as_path(), p.at.line),
-        (first.as_path(), 4),
-        "{p}"
-    );
-    assert!(p.reason.contains("incomplete"), "{p}");
+    assert_reported_at(&dir, &first, 4, "incomplete");
 }
 
 #[test]
@@ -479,13 +480,7 @@ fn a_write_that_lost_pages_is_reported_and_the_log_goes_on_after_what_is_whole()
     w.append(&[&body(4)]).expect("append");
     drop(w);
     assert_eq!(records_of(&log_path(&dir, 2))[0]["sequence"], 4);
-    let p = verify_live(&dir).expect_err("the lost write is reported");
-    assert_eq!(
-        (p.at.file.as_path(), p.at.line),
-        (first.as_path(), 4),
-        "{p}"
-    );
-    assert!(p.reason.contains("zero bytes"), "{p}");
+    assert_reported_at(&dir, &first, 4, "zero bytes");
 }
 
 #[test]
