@@ -103,3 +103,83 @@ async fn audit_write_throughput_and_latency() {
         }
     }
 }
+
+/// The CPU cost of building one Encrypt call's records (its authorization
+/// decision and its own record) and chaining them, as the request path and
+/// the writer do; printed per call.
+#[test]
+#[ignore = "measurement: run with --ignored --nocapture"]
+fn audit_record_building_cost() {
+    use super::chain;
+    use super::decision::{self, Decided};
+    use super::record::{self, ApiCall};
+    use crate::principal::Principal;
+    use crate::service::authz::{Authorization, Reason};
+
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let principal = Principal {
+        arn: "arn:aws:iam::111122223333:user/bench".into(),
+        account_id: "111122223333".into(),
+        access_key_id: "AKIABENCH74HDJFBBZIM".into(),
+        admin: false,
+    };
+    let request = br#"{"KeyId":"1234abcd-12ab-34cd-56ef-1234567890ab","Plaintext":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}"#;
+    let response = format!(
+        r#"{{"CiphertextBlob":"{}","KeyId":"{KEY}","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}}"#,
+        "A".repeat(200)
+    );
+    let decided = Decided {
+        time: time::OffsetDateTime::now_utc(),
+        authorization: Authorization {
+            principal: principal.arn.clone(),
+            action: "kms:Encrypt".into(),
+            resource: KEY.into(),
+            allowed: true,
+            reason: Reason::Statement {
+                sid: Some("Enable IAM User Permissions".into()),
+                index: 1,
+            },
+        },
+    };
+    let calls = 200_000u32;
+    let (mut built, mut chained) = (Duration::ZERO, Duration::ZERO);
+    let mut head = chain::GENESIS_HASH;
+    let mut bytes = 0usize;
+    for i in 0..calls {
+        let t = Instant::now();
+        let decided = Decided {
+            time: time::OffsetDateTime::now_utc(),
+            ..decided.clone()
+        };
+        let call = ApiCall {
+            request_id: "edf21dd8-3bba-4f3e-a47a-486df1c7af7c",
+            time: time::OffsetDateTime::now_utc(),
+            operation: "Encrypt",
+            principal: &principal,
+            region: "us-east-1",
+            source_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            user_agent: None,
+            request_body: request,
+            response_body: response.as_bytes(),
+            error_code: None,
+        };
+        let records = [
+            decision::event(&call, &decided).expect("decision"),
+            record::event(&call).expect("record"),
+        ];
+        let t2 = Instant::now();
+        for body in &records {
+            let line = chain::chained_line(u64::from(i) * 2, &head, body);
+            head = chain::line_hash(&line);
+            bytes += line.len();
+        }
+        chained += t2.elapsed();
+        built += t2 - t;
+    }
+    println!(
+        "per Encrypt call (2 records, {} B): building {:.2} µs, chaining {:.2} µs",
+        bytes / calls as usize,
+        built.as_secs_f64() * 1e6 / f64::from(calls),
+        chained.as_secs_f64() * 1e6 / f64::from(calls),
+    );
+}

@@ -32,6 +32,7 @@
 //! verifier should take it from somewhere the log's editor cannot reach.
 
 use sha2::{Digest as _, Sha256};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// `previousHash` of the first record ever written.
@@ -88,10 +89,13 @@ pub fn content(data: &[u8]) -> &[u8] {
 pub fn chained_line(sequence: u64, previous: &[u8; 32], body: &[u8]) -> Vec<u8> {
     let rest = body.strip_prefix(b"{").unwrap_or(body);
     let mut line = Vec::with_capacity(body.len() + 110);
+    let mut hex = [0u8; 64];
+    // Cannot fail: the buffer is exactly twice the hash's length.
+    let _ = hex::encode_to_slice(previous, &mut hex);
     line.extend_from_slice(b"{\"sequence\":");
-    line.extend_from_slice(sequence.to_string().as_bytes());
+    let _ = write!(line, "{sequence}");
     line.extend_from_slice(b",\"previousHash\":\"");
-    line.extend_from_slice(hex::encode(previous).as_bytes());
+    line.extend_from_slice(&hex);
     line.push(b'"');
     if rest != b"}" {
         line.push(b',');

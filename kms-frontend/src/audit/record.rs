@@ -21,8 +21,10 @@ use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::{Borrow, Cow};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::rc::Rc;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -171,17 +173,20 @@ impl Serialize for Picked {
     }
 }
 
+/// The allow-listed fields of `object`, in the allow list's order. A body
+/// has a few fields and the lists dozens, so the body's fields are looked
+/// up in the list, not the other way round.
 fn pick(object: &RawObject<'_>, fields: &[(&str, &'static str)]) -> Picked {
-    Picked(
-        fields
-            .iter()
-            .filter_map(|(aws, cloudtrail)| {
-                let raw = object.get(*aws)?;
-                let value = serde_json::from_str(raw.get()).ok()?;
-                Some((*cloudtrail, Element::Value(value)))
-            })
-            .collect(),
-    )
+    let mut kept: Vec<(usize, &'static str, Element)> = object
+        .iter()
+        .filter_map(|(name, raw)| {
+            let at = fields.iter().position(|(aws, _)| *aws == name.0)?;
+            let value = serde_json::from_str(raw.get()).ok()?;
+            Some((at, fields[at].1, Element::Value(value)))
+        })
+        .collect();
+    kept.sort_unstable_by_key(|(at, _, _)| *at);
+    Picked(kept.into_iter().map(|(_, name, v)| (name, v)).collect())
 }
 
 /// Whether CloudTrail marks the operation read-only: it changes no key
@@ -212,6 +217,46 @@ pub(crate) struct UserIdentity<'a> {
     account_id: &'a str,
     access_key_id: &'a str,
     user_name: &'a str,
+}
+
+/// A principal's `userIdentity`, already serialized: it is the same in every
+/// record of that principal, so each thread serializes it once for each of
+/// the last [`IDENTITIES_KEPT`] principals it saw.
+#[derive(Clone)]
+pub(crate) struct IdentityJson(Rc<RawValue>);
+
+impl Serialize for IdentityJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// Serialized identities kept per thread.
+const IDENTITIES_KEPT: usize = 16;
+
+pub(crate) fn identity_json(p: &Principal) -> IdentityJson {
+    type Kept = Vec<((String, String, String), IdentityJson)>;
+    thread_local! {
+        static KEPT: RefCell<Kept> = const { RefCell::new(Vec::new()) };
+    }
+    KEPT.with_borrow_mut(|kept| {
+        let same = |(arn, account, akid): &(String, String, String)| {
+            *arn == p.arn && *account == p.account_id && *akid == p.access_key_id
+        };
+        if let Some((_, json)) = kept.iter().find(|(who, _)| same(who)) {
+            return json.clone();
+        }
+        let text = serde_json::to_string(&user_identity(p)).unwrap_or_else(|_| "null".into());
+        let json = IdentityJson(Rc::from(
+            RawValue::from_string(text).unwrap_or_else(|_| RawValue::NULL.to_owned()),
+        ));
+        if kept.len() == IDENTITIES_KEPT {
+            kept.remove(0);
+        }
+        let who = (p.arn.clone(), p.account_id.clone(), p.access_key_id.clone());
+        kept.push((who, json.clone()));
+        json
+    })
 }
 
 pub(crate) fn user_identity(p: &Principal) -> UserIdentity<'_> {
@@ -309,7 +354,7 @@ pub(crate) fn event_id() -> uuid::fmt::Hyphenated {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Head<'a> {
     event_version: &'static str,
-    user_identity: UserIdentity<'a>,
+    user_identity: IdentityJson,
     event_time: String,
     event_source: &'static str,
     event_name: &'a str,
@@ -322,7 +367,7 @@ pub(crate) struct Head<'a> {
 pub(crate) fn head<'a>(call: &ApiCall<'a>, time: OffsetDateTime) -> Head<'a> {
     Head {
         event_version: "1.08",
-        user_identity: user_identity(call.principal),
+        user_identity: identity_json(call.principal),
         event_time: event_time(time),
         event_source: "kms.amazonaws.com",
         event_name: call.operation,
@@ -426,13 +471,25 @@ pub(crate) fn event(call: &ApiCall<'_>) -> Result<Vec<u8>, AuditError> {
     to_bytes(&event)
 }
 
-/// CloudTrail's time format: `2026-01-02T03:04:05Z`.
+/// CloudTrail's time format: `2026-01-02T03:04:05Z`. Every record of a
+/// second has the same text, so each thread formats a second once.
 pub(crate) fn event_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.format(format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    ))
-    .unwrap_or_default()
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let second = t.unix_timestamp();
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != second {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            *text = t
+                .format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                ))
+                .unwrap_or_default();
+            *at = second;
+        }
+        text.clone()
+    })
 }
 
 #[cfg(test)]

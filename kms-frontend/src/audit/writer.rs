@@ -170,10 +170,16 @@ impl Writer {
         let interval = self.settings.digest_interval;
         loop {
             self.fill_ahead();
-            let first = self
-                .runtime
-                .clone()
-                .block_on(async { tokio::time::timeout(interval, rx.recv()).await });
+            // Under load the next submission is usually queued already:
+            // take it without entering the runtime and arming a timer.
+            let first = match rx.try_recv() {
+                Ok(msg) => Ok(Some(msg)),
+                Err(mpsc::error::TryRecvError::Disconnected) => Ok(None),
+                Err(mpsc::error::TryRecvError::Empty) => self
+                    .runtime
+                    .clone()
+                    .block_on(async { tokio::time::timeout(interval, rx.recv()).await }),
+            };
             let mut batch = Vec::new();
             let mut stop = None;
             match first {
