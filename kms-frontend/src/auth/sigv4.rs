@@ -5,8 +5,8 @@
 //! SHA-256 of the body we received), derives the signing key from the
 //! principal's secret, and compares signatures in constant time. Checks the
 //! credential scope (date, region, service) and a clock skew of at most five
-//! minutes. Derived signing keys are cached per (access key id, date,
-//! region) in a small bounded map. Errors and their messages follow what AWS
+//! minutes. Derived signing keys are cached per access key id and date (the
+//! region is the verifier's own) in a small bounded map. Errors and their messages follow what AWS
 //! returns; none contains the secret or the signature we expected.
 //!
 //! HTTP details (where the body comes from, HTTP/1 vs HTTP/2) are left to
@@ -28,8 +28,9 @@ use time::macros::format_description;
 use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
-/// Signing keys by (access key id, date, region).
-type KeyCache = HashMap<(String, String, String), Zeroizing<[u8; 32]>>;
+/// Signing keys by access key id, then date: both looked up as `&str`, so a
+/// request allocates nothing to find its key.
+type KeyCache = HashMap<String, HashMap<String, Zeroizing<[u8; 32]>>>;
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const TERMINATOR: &str = "aws4_request";
@@ -160,7 +161,7 @@ impl Verifier {
         }
         drop(map);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.retain(|(id, _, _), _| !ids.contains(id));
+        cache.retain(|id, _| !ids.contains(id));
         !ids.is_empty()
     }
 
@@ -220,8 +221,8 @@ impl Verifier {
                         .into(),
                 )
             })?;
-        let signed_at = time::PrimitiveDateTime::parse(amz_date, AMZ_DATE)
-            .map_err(|_| {
+        let signed_at = parse_amz_date(amz_date)
+            .ok_or_else(|| {
                 AuthError::Incomplete(format!(
                     "X-Amz-Date must be in ISO-8601 basic format (YYYYMMDD'T'HHMMSS'Z'), got '{}'.",
                     clip(amz_date)
@@ -240,9 +241,9 @@ impl Verifier {
         self.check_scope(&auth, amz_date)?;
         check_clock(signed_at, amz_date, now)?;
 
-        let payload_hash = hex::encode(Sha256::digest(req.body));
+        let payload_hash = hex_digest(req.body);
         if let Some(claimed) = req.headers.get("x-amz-content-sha256")
-            && claimed.as_bytes() != payload_hash.as_bytes()
+            && claimed.as_bytes() != payload_hash
         {
             return Err(AuthError::InvalidSignature(
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
@@ -251,18 +252,27 @@ impl Verifier {
         }
 
         let creq = canonical_request(req, &signed, auth.signed_headers, &payload_hash);
-        let scope = format!(
-            "{}/{}/{}/{TERMINATOR}",
-            auth.date, self.region, self.service
-        );
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(&creq))
-        );
+        let mut string_to_sign = Vec::with_capacity(160);
+        for part in [
+            ALGORITHM,
+            "\n",
+            amz_date,
+            "\n",
+            auth.date,
+            "/",
+            &self.region,
+            "/",
+        ] {
+            string_to_sign.extend_from_slice(part.as_bytes());
+        }
+        for part in [&self.service, "/", TERMINATOR, "\n"] {
+            string_to_sign.extend_from_slice(part.as_bytes());
+        }
+        string_to_sign.extend_from_slice(&hex_digest(&creq));
         let key = self
             .signing_key(&credential, auth.date)
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
-        let expected = hmac(key.as_slice(), string_to_sign.as_bytes())
+        let expected = hmac(key.as_slice(), &string_to_sign)
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
         let provided = decode_signature(auth.signature)
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
@@ -282,17 +292,19 @@ impl Verifier {
                 clip(auth.date)
             )));
         }
-        let expected = format!("{day}/{}/{}/{TERMINATOR}", self.region, self.service);
+        let expected = || format!("{day}/{}/{}/{TERMINATOR}", self.region, self.service);
         if auth.region != self.region {
             return Err(AuthError::InvalidSignature(format!(
-                "Credential should be scoped to a valid region, not '{}'. Expected scope: '{expected}'.",
-                clip(auth.region)
+                "Credential should be scoped to a valid region, not '{}'. Expected scope: '{}'.",
+                clip(auth.region),
+                expected()
             )));
         }
         if auth.service != self.service {
             return Err(AuthError::InvalidSignature(format!(
-                "Credential should be scoped to correct service: '{}'. Expected scope: '{expected}'.",
-                self.service
+                "Credential should be scoped to correct service: '{}'. Expected scope: '{}'.",
+                self.service,
+                expected()
             )));
         }
         if auth.terminator != TERMINATOR {
@@ -306,13 +318,9 @@ impl Verifier {
 
     /// The signing key for `credential` on `date`, from the cache or derived.
     fn signing_key(&self, credential: &Credential, date: &str) -> Option<Zeroizing<[u8; 32]>> {
-        let cache_key = (
-            credential.principal.access_key_id.clone(),
-            date.to_owned(),
-            self.region.clone(),
-        );
+        let id = credential.principal.access_key_id.as_str();
         if let Ok(cache) = self.cache.lock()
-            && let Some(k) = cache.get(&cache_key)
+            && let Some(k) = cache.get(id).and_then(|dates| dates.get(date))
         {
             return Some(k.clone());
         }
@@ -323,10 +331,13 @@ impl Verifier {
             &self.service,
         )?;
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_CAPACITY {
+            if cache.values().map(HashMap::len).sum::<usize>() >= CACHE_CAPACITY {
                 cache.clear();
             }
-            cache.insert(cache_key, key.clone());
+            cache
+                .entry(id.to_owned())
+                .or_default()
+                .insert(date.to_owned(), key.clone());
         }
         Some(key)
     }
@@ -431,7 +442,7 @@ fn canonical_request(
     req: &RequestParts<'_>,
     signed: &[&str],
     signed_headers: &str,
-    payload_hash: &str,
+    payload_hash: &[u8],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(req.method.as_bytes());
@@ -461,7 +472,7 @@ fn canonical_request(
     out.push(b'\n');
     out.extend_from_slice(signed_headers.as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(payload_hash.as_bytes());
+    out.extend_from_slice(payload_hash);
     out
 }
 
@@ -578,6 +589,33 @@ fn decode_signature(sig: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(sig, &mut out).ok()?;
     Some(out)
+}
+
+/// The lowercase hex SHA-256 of `data`.
+fn hex_digest(data: &[u8]) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    // Cannot fail: the buffer is exactly twice the digest's length.
+    let _ = hex::encode_to_slice(Sha256::digest(data), &mut hex);
+    hex
+}
+
+/// `X-Amz-Date` (`20260102T030405Z`) parsed. Requests of one second carry
+/// the same text, so each thread parses the last one it saw only once.
+fn parse_amz_date(text: &str) -> Option<time::PrimitiveDateTime> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, time::PrimitiveDateTime)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| {
+        if let Some((seen, at)) = last.as_ref()
+            && seen == text
+        {
+            return Some(*at);
+        }
+        let at = time::PrimitiveDateTime::parse(text, AMZ_DATE).ok()?;
+        *last = Some((text.to_owned(), at));
+        Some(at)
+    })
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
