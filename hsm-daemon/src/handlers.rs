@@ -3,7 +3,9 @@
 //!
 //! Sizes are validated here, before anything reaches the keystore: plaintext
 //! 1..=4096 bytes, wrapped key material 1..=4096, data keys and random 1..=1024. Each request is logged with
-//! its id, operation, key id and outcome, never with any payload. Socket and
+//! its frame id, the frontend's request id, operation, key id and outcome
+//! (refusals at info, failures at error, successes at debug), never with any
+//! payload. Socket and
 //! framing concerns are `server`'s; the crypto is the keystore's.
 
 use crate::crypto;
@@ -13,11 +15,13 @@ use protocol::{
     DataKeySpec, InvalidReason, MAX_MESSAGE_LEN, MAX_PLAINTEXT_LEN, MAX_RANDOM_LEN, Request,
     Response, SecretBytes, WireError,
 };
+use uuid::Uuid;
 
 /// Serves one request; every failure becomes a [`WireError`].
 pub(crate) async fn handle(
     keystore: &KeystoreHandle,
     id: u64,
+    request_id: Uuid,
     request: Request,
 ) -> Result<Response, WireError> {
     let op = request.name();
@@ -28,16 +32,16 @@ pub(crate) async fn handle(
     };
     let key_id = key_id.as_deref().unwrap_or("-");
     match &result {
-        Ok(_) => tracing::debug!(id, op, key_id, "ok"),
+        Ok(_) => tracing::debug!(id, %request_id, op, key_id, "ok"),
         Err(
             e @ (DaemonError::NoSlot
             | DaemonError::Rng
             | DaemonError::Crypto(_)
             | DaemonError::KeyFile(_)),
         ) => {
-            tracing::error!(id, op, key_id, error = %e, "failed");
+            tracing::error!(id, %request_id, op, key_id, error = %e, "failed");
         }
-        Err(e) => tracing::info!(id, op, key_id, error = %e, "refused"),
+        Err(e) => tracing::info!(id, %request_id, op, key_id, error = %e, "refused"),
     }
     result.map_err(|e| e.to_wire())
 }
