@@ -21,9 +21,10 @@ pub(crate) enum DaemonError {
     /// The request's values are out of range.
     #[error("invalid request: {0}")]
     InvalidRequest(InvalidReason),
-    /// The keystore has stopped (shutdown) and cannot take the command.
-    #[error("keystore is not running")]
-    KeystoreGone,
+    /// The keystore is in the middle of another call (a re-entrant call,
+    /// which the request path never makes).
+    #[error("keystore is busy")]
+    KeystoreBusy,
     /// The locked key cache has no slot left (should not happen: it evicts).
     #[error("no free key slot")]
     NoSlot,
@@ -46,7 +47,7 @@ impl DaemonError {
             Self::InvalidToken(_) => WireError::InvalidToken,
             Self::InvalidCiphertext(_) => WireError::InvalidCiphertext,
             Self::InvalidRequest(reason) => WireError::InvalidRequest(*reason),
-            Self::KeystoreGone => WireError::Busy,
+            Self::KeystoreBusy => WireError::Busy,
             Self::NoSlot | Self::Rng | Self::Crypto(_) | Self::KeyFile(_) => WireError::Internal,
         }
     }
@@ -127,7 +128,7 @@ mod tests {
                 DaemonError::InvalidRequest(InvalidReason::BadEncryptionContext),
                 WireError::InvalidRequest(InvalidReason::BadEncryptionContext),
             ),
-            (DaemonError::KeystoreGone, WireError::Busy),
+            (DaemonError::KeystoreBusy, WireError::Busy),
             (DaemonError::NoSlot, WireError::Internal),
             (DaemonError::Rng, WireError::Internal),
             (DaemonError::Crypto("x"), WireError::Internal),

@@ -17,8 +17,9 @@ use protocol::{
 };
 use uuid::Uuid;
 
-/// Serves one request; every failure becomes a [`WireError`].
-pub(crate) async fn handle(
+/// Serves one request, synchronously (the keystore runs on this thread);
+/// every failure becomes a [`WireError`].
+pub(crate) fn handle(
     keystore: &KeystoreHandle,
     id: u64,
     request_id: Uuid,
@@ -27,7 +28,7 @@ pub(crate) async fn handle(
     let op = request.name();
     let key_id = key_id_of(&request).map(str::to_owned);
     let result = match to_command(request) {
-        Ok(command) => keystore.call(command).await.map(to_response),
+        Ok(command) => keystore.call(command).map(to_response),
         Err(e) => Err(e),
     };
     let key_id = key_id.as_deref().unwrap_or("-");

@@ -1,21 +1,24 @@
-//! The keystore actor: the one owner of the master keys and of every
-//! unwrapped CMK version.
+//! The keystore: the one owner of the master keys and of every unwrapped
+//! CMK version.
 //!
-//! It runs on one dedicated OS thread (not a tokio task) that takes
-//! [`Command`]s on a bounded channel and answers each on a oneshot, so no key
-//! is ever shared between threads and no lock is needed. That thread's stack
-//! is locked and undumpable (`secure_mem::stack`) and scrubbed after each
-//! batch of commands, because key schedules and key copies are built there;
-//! no key byte is ever held across an `.await` (which would put it in a
-//! heap-allocated future). Keys live in a [`KeySlab`] of locked memory
-//! allocated once: slots for the master keys (the current generation, the
-//! previous one during a rotation, the audit seed and the sealing key; see
-//! `keystore/master`), the rest a bounded cache of unwrapped CMK
-//! versions keyed by (key id, version) *and* the exact token bytes, so a
-//! different token for the same id never hits (it is unwrapped and checked
-//! afresh). When no slot fits, the oldest entry whose slot does is wiped and
-//! reused. When every [`KeystoreHandle`] is gone the thread scrubs its stack
-//! and ends, and the slab is zeroized.
+//! It lives on one dedicated OS thread whose stack is locked and undumpable
+//! (`secure_mem::stack`), because key schedules and key copies are built
+//! there. The daemon runs its whole tokio runtime (`current_thread`: accept,
+//! connections) on that thread, and connection tasks call the keystore
+//! synchronously through a [`KeystoreHandle`] (`Rc<RefCell<..>>`, neither
+//! `Send` nor `Sync`): so no key is ever shared between threads, a request
+//! costs no cross-thread hop, and no key byte is ever held across an `.await`
+//! (which would put it in a heap-allocated future), since a call never
+//! awaits. The caller scrubs the stack ([`KeystoreHandle::scrub_stack`])
+//! after each batch of calls, before it next awaits. Keys live in a
+//! [`KeySlab`] of locked memory allocated once: slots for the master keys
+//! (the current generation, the previous one during a rotation, the audit
+//! seed and the sealing key; see `keystore/master`), the rest a bounded cache
+//! of unwrapped CMK versions keyed by (key id, version) *and* the exact token
+//! bytes, so a different token for the same id never hits (it is unwrapped
+//! and checked afresh). When no slot fits, the oldest entry whose slot does is wiped and
+//! reused. When the runtime is done and every [`KeystoreHandle`] gone, the
+//! slab is zeroized and the thread scrubs its stack and ends.
 //! Validation of request sizes and the wire mapping are `handlers`' job.
 
 use crate::audit_key;
@@ -28,19 +31,15 @@ use protocol::{
     EncryptionAlgorithm, EncryptionContext, KeyRef, KeySpec, KeyToken, MacAlgorithm, MessageType,
     PROTOCOL_VERSION, SecretBytes, SigningAlgorithm, StatusInfo,
 };
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
-/// Depth of the command queue; senders wait when it is full.
-const QUEUE_DEPTH: usize = 1024;
-/// Stack of the keystore thread, all of it locked: ample for the crypto.
+/// Stack of the keystore thread, all of it locked: ample for the runtime
+/// and the crypto.
 const STACK_BYTES: usize = 256 * 1024;
-/// Polls of an empty queue (each a `sched_yield`) before the thread parks.
-const POLL_YIELDS: u32 = 8;
-/// Under continuous load the stack is scrubbed at least this often.
-const SCRUB_EVERY: u32 = 256;
 
 /// One operation for the keystore, with sizes already validated.
 #[derive(Debug)]
@@ -182,44 +181,43 @@ pub(crate) enum Reply {
     Rewrapped(KeyToken),
 }
 
-struct Envelope {
-    command: Command,
-    reply: oneshot::Sender<Result<Reply, DaemonError>>,
-}
-
-/// The next command: a few yields' worth of polling first (under pipelined
-/// load the next command is usually microseconds away, and parking costs a
-/// futex wake-up on each side), then a blocking wait. `None` once every
-/// handle is gone.
-fn next_command(rx: &mut mpsc::Receiver<Envelope>) -> Option<Envelope> {
-    for _ in 0..POLL_YIELDS {
-        match rx.try_recv() {
-            Ok(envelope) => return Some(envelope),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
-            Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
-        }
-    }
-    rx.blocking_recv()
-}
-
-/// A cheap, cloneable way to reach the keystore thread.
+/// The keystore as the request path reaches it: shared by the connection
+/// tasks of the runtime that runs on the keystore thread, called
+/// synchronously. Neither `Send` nor `Sync`, so no key can leave that thread
+/// through it.
 #[derive(Debug, Clone)]
 pub(crate) struct KeystoreHandle {
-    tx: mpsc::Sender<Envelope>,
+    inner: Rc<RefCell<Keystore>>,
 }
 
 impl KeystoreHandle {
-    /// Sends `command` and waits for its reply.
+    /// Runs `command` to its reply. The borrow lasts for the call only, and
+    /// the call never awaits, so no key byte can end up in a future.
     ///
     /// # Errors
-    /// The command's own error, or [`DaemonError::KeystoreGone`] after shutdown.
-    pub(crate) async fn call(&self, command: Command) -> Result<Reply, DaemonError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Envelope { command, reply })
-            .await
-            .map_err(|_| DaemonError::KeystoreGone)?;
-        rx.await.map_err(|_| DaemonError::KeystoreGone)?
+    /// The command's own error; [`DaemonError::KeystoreBusy`] if the
+    /// keystore is already in a call (a re-entrant call).
+    pub(crate) fn call(&self, command: Command) -> Result<Reply, DaemonError> {
+        let mut keystore = self
+            .inner
+            .try_borrow_mut()
+            .map_err(|_| DaemonError::KeystoreBusy)?;
+        keystore.unscrubbed = true;
+        keystore.execute(command)
+    }
+
+    /// Scrubs the dead part of the stack if a command ran since the last
+    /// scrub. Call it after each batch of commands, before the next
+    /// `.await`, from the frame that made the calls (so the key schedules
+    /// they left lie below it).
+    pub(crate) fn scrub_stack(&self) {
+        let ran = self
+            .inner
+            .try_borrow_mut()
+            .map_or(true, |mut k| std::mem::take(&mut k.unscrubbed));
+        if ran {
+            stack::scrub();
+        }
     }
 }
 
@@ -237,6 +235,8 @@ pub(crate) struct Keystore {
     order: VecDeque<(String, u32)>,
     started: Instant,
     requests: u64,
+    /// A command ran since the stack was last scrubbed.
+    unscrubbed: bool,
 }
 
 impl std::fmt::Debug for Keystore {
@@ -258,68 +258,54 @@ impl Keystore {
             order: VecDeque::new(),
             started: Instant::now(),
             requests: 0,
+            unscrubbed: false,
         }
     }
 
-    /// Starts the actor on its own thread, which first locks its stack and
-    /// reports what the kernel says about it.
+    /// Starts the keystore thread, which locks its stack, then runs
+    /// `serve` there with the lock check and the handle (the daemon runs its
+    /// whole runtime in `serve`). When `serve` returns every handle should
+    /// be gone: the key memory is wiped and the stack scrubbed before the
+    /// thread ends.
     ///
     /// # Errors
-    /// When the thread cannot be started or cannot find its stack.
-    pub(crate) fn spawn(
+    /// When the thread cannot be started; the thread's own result is an
+    /// error when it cannot find or check its stack.
+    pub(crate) fn spawn<F, R>(
         self,
-    ) -> std::io::Result<(KeystoreHandle, std::thread::JoinHandle<()>, MemCheck)> {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let (ready, started) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
+        serve: F,
+    ) -> std::io::Result<std::thread::JoinHandle<std::io::Result<R>>>
+    where
+        F: FnOnce(MemCheck, KeystoreHandle) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        std::thread::Builder::new()
             .name("keystore".into())
             .stack_size(STACK_BYTES)
             .spawn(move || {
                 let check = LockedStack::lock_current()
                     .map_err(std::io::Error::from)
-                    .and_then(|s| s.verify());
-                let ok = check.is_ok();
-                let _ = ready.send(check);
-                if ok {
-                    self.run(rx);
-                }
-            })?;
-        let check = started
-            .recv()
-            .map_err(|_| std::io::Error::other("keystore thread died at start"))??;
-        Ok((KeystoreHandle { tx }, thread, check))
-    }
-
-    fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
-        let mut since_scrub = 0u32;
-        while let Some(envelope) = next_command(&mut rx) {
-            self.serve(envelope);
-            since_scrub += 1;
-            // Drain what is queued, then scrub once for the whole batch.
-            while since_scrub < SCRUB_EVERY {
-                match rx.try_recv() {
-                    Ok(envelope) => {
-                        self.serve(envelope);
-                        since_scrub += 1;
+                    .and_then(|s| s.verify())?;
+                let handle = KeystoreHandle {
+                    inner: Rc::new(RefCell::new(self)),
+                };
+                let kept = Rc::clone(&handle.inner);
+                let out = serve(check, handle);
+                match Rc::try_unwrap(kept) {
+                    Ok(keystore) => {
+                        let keystore = keystore.into_inner();
+                        tracing::info!(
+                            requests = keystore.requests,
+                            "keystore stopped; wiping key memory"
+                        );
+                        // The slab is zeroized, unlocked and unmapped here.
+                        drop(keystore);
                     }
-                    Err(_) => break,
+                    Err(_) => tracing::warn!("keystore still in use after serving"),
                 }
-            }
-            stack::scrub();
-            since_scrub = 0;
-        }
-        tracing::info!(
-            requests = self.requests,
-            "keystore stopped; wiping key memory"
-        );
-        // `self` drops here: the slab is zeroized, unlocked and unmapped.
-    }
-
-    #[inline(never)]
-    fn serve(&mut self, Envelope { command, reply }: Envelope) {
-        let result = self.execute(command);
-        // The requester may have gone (connection closed): nothing to do.
-        let _ = reply.send(result);
+                stack::scrub();
+                Ok(out)
+            })
     }
 
     /// The current master key and its generation.

@@ -2,11 +2,12 @@
 //!
 //! `init` creates the state directory and a master key. `serve` runs, in this
 //! order: arguments -> validated config -> process hardening -> master key
-//! into locked memory (checked with the kernel) -> keystore actor -> socket
+//! into locked memory (checked with the kernel) -> keystore thread -> socket
 //! server -> wait for SIGTERM/SIGINT -> drain, wipe, remove the socket. It
 //! prints `READY unix:PATH` on stdout once listening; logs go to stderr. The
-//! runtime is tokio's `current_thread`: the work per request is microseconds,
-//! so cross-thread wake-ups would cost more than they save.
+//! runtime is tokio's `current_thread`, run on the keystore's thread (locked
+//! stack, see `keystore`) while the main thread waits: the work per request
+//! is microseconds, so cross-thread wake-ups would cost more than they save.
 
 mod asym;
 mod audit_key;
@@ -222,20 +223,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             warn!("landlock: NOT enforced (the kernel does not support it); seccomp still applies")
         }
     }
-    let (handle, keystore_thread, stack_check) = keystore::Keystore::new(slab, keys)
-        .spawn()
+    // The runtime runs on the keystore's thread, whose stack is locked, so
+    // requests reach the keystore without a hop between threads.
+    let keystore_thread = keystore::Keystore::new(slab, keys)
+        .spawn(move |stack_check, handle| {
+            require_locked(&cfg, "keystore thread stack", stack_check)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&runtime, Box::pin(run(cfg, handle, state_fd)))
+        })
         .context("starting the keystore thread")?;
-    require_locked(&cfg, "keystore thread stack", stack_check)?;
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let result = runtime.block_on(run(cfg, handle, state_fd));
-    // Every handle is gone now, so the keystore ends and wipes key memory.
-    if keystore_thread.join().is_err() {
-        warn!("keystore thread ended abnormally");
-    }
+    let result = match keystore_thread.join() {
+        Ok(result) => result.context("locking the keystore thread's stack")?,
+        Err(_) => bail!("keystore thread ended abnormally"),
+    };
     info!("stopped");
     result
 }
@@ -280,7 +284,7 @@ async fn run(
         bail!("the forbidden syscall was allowed: seccomp is not working");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server_task = tokio::spawn(server::serve(
+    let server_task = tokio::task::spawn_local(server::serve(
         listener,
         cfg.allow_uids.clone(),
         handle,

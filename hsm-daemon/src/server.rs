@@ -5,19 +5,20 @@
 //! and chgrp'd with `--socket-group`). Every accepted connection is checked
 //! with `SO_PEERCRED` against the allowed uids; a refused peer is logged and
 //! dropped. A connection opens with [`ClientHello`] -> [`ServerHello`]; after
-//! that request frames are read continuously, each handed to `handlers` while
-//! earlier ones are still in flight (at most [`MAX_IN_FLIGHT`] per
-//! connection, which is the backpressure), and replies are written as they
-//! complete, batched before each flush. A malformed or oversized frame gets a
-//! reply with id 0 and closes that connection only. On shutdown no new
-//! connection is accepted and each connection stops reading, finishes what is
-//! in flight and closes, within [`SHUTDOWN_GRACE`].
+//! that request frames are read in batches: every frame readable at once (up
+//! to [`MAX_BATCH`]) is served by `handlers`, synchronously, since this runs
+//! on the keystore's thread; then the stack is scrubbed, and only then are
+//! the replies written and flushed, before reading goes on (so a peer that
+//! does not read its replies stops being read: the backpressure). A
+//! malformed or oversized frame gets a reply with id 0 and closes that
+//! connection only, after the replies before it. On shutdown no new
+//! connection is accepted and each connection stops reading, writes the
+//! replies it owes and closes, within [`SHUTDOWN_GRACE`].
 
 use crate::config::ServeConfig;
 use crate::error::{StartupError, unsupported_version};
 use crate::handlers;
 use crate::keystore::KeystoreHandle;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::{
     ClientHello, FrameCodec, FrameError, PROTOCOL_VERSION, RequestFrame, ResponseFrame,
@@ -34,9 +35,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
+use uuid::Uuid;
 
-/// Requests one connection may have in flight before reading pauses.
-pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// Requests served from one connection before their replies are written
+/// (and reading waits for the writing: the backpressure).
+const MAX_BATCH: usize = 256;
 /// How long shutdown waits for connections to finish their requests.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long a new connection has to send its hello.
@@ -118,7 +121,7 @@ pub(crate) async fn serve(
                 Ok((stream, _)) => {
                     if let Some(span) = admit(&stream, &allow) {
                         let conn = connection(stream, keystore.clone(), shutdown.clone());
-                        conns.spawn(conn.instrument(span));
+                        conns.spawn_local(conn.instrument(span));
                     }
                 }
                 Err(e) => {
@@ -233,47 +236,68 @@ async fn connection(
     // Keeps whatever the client already pipelined behind its hello.
     let mut reader = hello_reader.map_decoder(|_| FrameCodec::<ResponseFrame, RequestFrame>::new());
     let mut writer: Writer = FramedWrite::new(wr, FrameCodec::new());
-    let mut in_flight = FuturesUnordered::new();
-    let mut reading = true;
+    let mut replies = Vec::new();
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                // Batch every reply that is ready now into one flush.
-                let mut ok = write_reply(&mut writer, done).await;
-                while ok && let Some(Some(more)) = in_flight.next().now_or_never() {
-                    ok = write_reply(&mut writer, more).await;
-                }
-                if !ok || writer.flush().await.is_err() {
+            _ = shutdown.changed() => None,
+            frame = reader.next() => frame,
+        };
+        // Serve this frame and every one already readable, up to MAX_BATCH,
+        // without awaiting; then scrub once and write the replies.
+        let mut next = first;
+        let end = loop {
+            match next {
+                Some(Ok(frame)) => replies.push(serve_frame(&keystore, frame)),
+                Some(Err(e)) => break Some(Err(e)),
+                None => break Some(Ok(())),
+            }
+            if replies.len() >= MAX_BATCH {
+                break None;
+            }
+            match reader.next().now_or_never() {
+                Some(frame) => next = frame,
+                None => break None,
+            }
+        };
+        keystore.scrub_stack();
+        for (request_id, reply) in replies.drain(..) {
+            if !write_reply(&mut writer, request_id, reply).await {
+                debug!("peer stopped reading; closing");
+                return;
+            }
+        }
+        match end {
+            None => {
+                if writer.flush().await.is_err() {
                     debug!("peer stopped reading; closing");
                     return;
                 }
             }
-            frame = reader.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => match frame {
-                Some(Ok(frame)) => in_flight.push(dispatch(&keystore, frame)),
-                Some(Err(e)) => {
-                    match frame_error(&e) {
-                        Some(err) => {
-                            warn!(error = %e, "bad frame; closing this connection");
-                            send_error(&mut writer, err).await;
-                        }
-                        None => debug!(error = %e, "read failed; closing"),
+            Some(Ok(())) => {
+                let _ = writer.flush().await;
+                debug!("connection finished");
+                return;
+            }
+            Some(Err(e)) => {
+                match frame_error(&e) {
+                    Some(err) => {
+                        warn!(error = %e, "bad frame; closing this connection");
+                        send_error(&mut writer, err).await;
                     }
-                    return;
+                    None => {
+                        debug!(error = %e, "read failed; closing");
+                        let _ = writer.flush().await;
+                    }
                 }
-                None => reading = false,
-            },
-            _ = shutdown.changed(), if reading => reading = false,
-        }
-        if !reading && in_flight.is_empty() {
-            let _ = writer.flush().await;
-            debug!("connection finished");
-            return;
+                return;
+            }
         }
     }
 }
 
-async fn dispatch(keystore: &KeystoreHandle, frame: RequestFrame) -> ResponseFrame {
+/// Serves one request frame on this (the keystore's) thread.
+fn serve_frame(keystore: &KeystoreHandle, frame: RequestFrame) -> (Uuid, ResponseFrame) {
     let RequestFrame {
         id,
         request_id,
@@ -285,22 +309,21 @@ async fn dispatch(keystore: &KeystoreHandle, frame: RequestFrame) -> ResponseFra
     // span adds it to whatever else is logged at debug and trace. Disabled,
     // the span costs a level check; at info it was about 15% of this thread's
     // CPU under load (formatting the id, registering and closing the span).
-    let request_id = uuid::Uuid::from_bytes(request_id);
+    let request_id = Uuid::from_bytes(request_id);
     let span = debug_span!("request", %request_id);
-    let result = handlers::handle(keystore, id, request_id, request)
-        .instrument(span)
-        .await;
-    ResponseFrame { id, result }
+    let _entered = span.enter();
+    let result = handlers::handle(keystore, id, request_id, request);
+    (request_id, ResponseFrame { id, result })
 }
 
 /// Queues one reply; false when the connection is broken.
-async fn write_reply(writer: &mut Writer, frame: ResponseFrame) -> bool {
+async fn write_reply(writer: &mut Writer, request_id: Uuid, frame: ResponseFrame) -> bool {
     let id = frame.id;
     match writer.feed(frame).await {
         Ok(()) => true,
         // Nothing was written for an unencodable reply: answer Internal.
         Err(FrameError::TooLarge(_) | FrameError::Malformed) => {
-            warn!(id, "reply could not be encoded");
+            warn!(id, %request_id, "reply could not be encoded");
             let fallback = ResponseFrame {
                 id,
                 result: Err(WireError::Internal),

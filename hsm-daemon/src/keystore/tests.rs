@@ -175,17 +175,23 @@ fn data_keys_and_reencrypt() {
     assert_eq!(r.len(), 1024);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn actor_runs_on_a_locked_undumpable_stack_and_stops_when_handles_drop() {
-    let (handle, thread, check) = keystore(4).spawn().expect("spawn");
+#[test]
+fn runs_on_a_locked_undumpable_stack_and_wipes_when_serving_ends() {
+    let thread = keystore(4)
+        .spawn(|check, handle| {
+            let status = handle.call(Command::Status);
+            handle.scrub_stack();
+            // A re-entrant call is refused, not a panic.
+            let held = handle.inner.borrow_mut();
+            let reentrant = handle.call(Command::Status);
+            drop(held);
+            (check, status, reentrant)
+        })
+        .expect("spawn");
+    let (check, status, reentrant) = thread.join().expect("thread").expect("stack");
     assert!(check.dontdump, "{check:?}");
-    let reply = handle.call(Command::Status).await.expect("status");
-    assert!(matches!(reply, Reply::Status(_)));
-    drop(handle);
-    tokio::task::spawn_blocking(move || thread.join())
-        .await
-        .expect("join task")
-        .expect("actor ends cleanly");
+    assert!(matches!(status, Ok(Reply::Status(_))));
+    assert!(matches!(reentrant, Err(DaemonError::KeystoreBusy)));
 }
 
 fn multi_class_keystore() -> Keystore {
