@@ -13,6 +13,7 @@
 
 mod conn;
 mod report;
+mod request;
 mod sign;
 
 use super::Global;
@@ -110,19 +111,20 @@ pub async fn run(global: &Global, args: BenchArgs) -> anyhow::Result<()> {
         state.recording.store(true, Ordering::Release);
     }
 
-    let calls: Arc<[Call]> = calls.into();
-    let workers: Vec<_> = (0..args.connections as usize)
-        .map(|i| {
-            let worker = conn::Worker {
-                index: i,
-                signer: sign::Signer::new(&settings),
-                target: Arc::clone(&target),
-                calls: Arc::clone(&calls),
-                state: Arc::clone(&state),
-            };
-            tokio::spawn(worker.run())
-        })
-        .collect();
+    let mut workers = Vec::with_capacity(args.connections as usize);
+    for i in 0..args.connections as usize {
+        let worker = conn::Worker {
+            index: i,
+            requests: request::Requests::new(
+                sign::Signer::new(&settings),
+                target.authority(),
+                &calls,
+            )?,
+            target: Arc::clone(&target),
+            state: Arc::clone(&state),
+        };
+        workers.push(tokio::spawn(worker.run()));
+    }
     let progress = tokio::spawn(progress(Arc::clone(&state)));
 
     let measure_start = if warmup.is_zero() {

@@ -1,17 +1,18 @@
 //! One `kmsctl bench` connection: connects (TCP, then TLS with ALPN
 //! `http/1.1` for `https://`; TLS sessions are resumed on reconnect), then
-//! sends the run's calls in turn, one in flight, each signed with SigV4 just
-//! before it is sent (`sign`), timing send-to-last-byte of the reply. A transport
+//! sends the run's calls in turn, one in flight, each signed with SigV4 for
+//! the second it is sent in (`request`), timing send-to-last-byte of the
+//! reply. A transport
 //! failure is counted as `ConnectionError` and the connection is reopened
 //! after a short pause; an HTTP error is counted by its AWS error type.
 
+use super::RunState;
 use super::report::WorkerStats;
-use super::sign::{AMZ_JSON, Signer, payload_hash};
-use super::{Call, RunState};
+use super::request::Requests;
 use crate::cli::client::{KmsClient, Reply, decode_reply};
 use anyhow::Context;
 use bytes::Bytes;
-use http::{Method, Request, header};
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -90,6 +91,11 @@ impl Target {
         }))
     }
 
+    /// The `Host` header.
+    pub(crate) fn authority(&self) -> &str {
+        &self.authority
+    }
+
     async fn connect(&self) -> anyhow::Result<(SendRequest<Full<Bytes>>, Driver)> {
         let tcp = TcpStream::connect(&self.addr)
             .await
@@ -132,9 +138,8 @@ where
 #[derive(Debug)]
 pub(crate) struct Worker {
     pub index: usize,
-    pub signer: Signer,
+    pub requests: Requests,
     pub target: Arc<Target>,
-    pub calls: Arc<[Call]>,
     pub state: Arc<RunState>,
 }
 
@@ -148,9 +153,6 @@ enum Outcome {
 impl Worker {
     pub(crate) async fn run(mut self) -> anyhow::Result<WorkerStats> {
         let mut stats = WorkerStats::new()?;
-        // Held apart from `self`, which signing borrows mutably.
-        let calls = Arc::clone(&self.calls);
-        let hashes: Vec<String> = calls.iter().map(|c| payload_hash(&c.body)).collect();
         let mut next = self.index;
         'connect: while !self.stopped() {
             let (mut sender, mut driver) = match self.target.connect().await {
@@ -168,9 +170,9 @@ impl Worker {
                 if self.stopped() || !self.claim() {
                     break 'connect;
                 }
-                let i = next % calls.len();
+                let i = next % self.requests.len();
                 next = next.wrapping_add(1);
-                let request = self.request(&calls[i], &hashes[i])?;
+                let request = self.requests.request(i)?;
                 let start = Instant::now();
                 let call = tokio::time::timeout(REPLY_TIMEOUT, send(&mut sender, request));
                 tokio::pin!(call);
@@ -230,30 +232,6 @@ impl Worker {
                 None => stats.error(error),
             }
         }
-    }
-
-    /// The call as a signed HTTP/1.1 request.
-    fn request(&mut self, call: &Call, body_hash: &str) -> anyhow::Result<Request<Full<Bytes>>> {
-        let signed = self.signer.sign(
-            time::OffsetDateTime::now_utc(),
-            &self.target.authority,
-            call.target,
-            body_hash,
-        );
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri("/")
-            .header(header::HOST, &self.target.authority)
-            .header(header::CONTENT_TYPE, AMZ_JSON)
-            .header("x-amz-target", call.target)
-            .header("x-amz-date", signed.amz_date)
-            .header(header::AUTHORIZATION, signed.authorization);
-        if let Some(token) = signed.session_token {
-            builder = builder.header("x-amz-security-token", token);
-        }
-        builder
-            .body(Full::new(call.body.clone()))
-            .context("building a request")
     }
 }
 
