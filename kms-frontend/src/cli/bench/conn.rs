@@ -2,9 +2,9 @@
 //! `http/1.1` for `https://`; TLS sessions are resumed on reconnect), then
 //! sends the run's calls in turn, one in flight, each signed with SigV4 for
 //! the second it is sent in (`request`), timing send-to-last-byte of the
-//! reply. A transport
-//! failure is counted as `ConnectionError` and the connection is reopened
-//! after a short pause; an HTTP error is counted by its AWS error type.
+//! reply. A transport failure is counted as `ConnectionError` and the
+//! connection is reopened after a short pause; an HTTP error is counted by
+//! its AWS error type; a reply not complete within 30 s counts as `Timeout`.
 
 use super::RunState;
 use super::report::WorkerStats;
@@ -154,6 +154,10 @@ impl Worker {
     pub(crate) async fn run(mut self) -> anyhow::Result<WorkerStats> {
         let mut stats = WorkerStats::new()?;
         let mut next = self.index;
+        // One timer for the connection's life, moved on at each request (a
+        // timer entry per request cost a registration and a cancellation).
+        let deadline = tokio::time::sleep(REPLY_TIMEOUT);
+        tokio::pin!(deadline);
         'connect: while !self.stopped() {
             let (mut sender, mut driver) = match self.target.connect().await {
                 Ok(c) => c,
@@ -174,21 +178,31 @@ impl Worker {
                 next = next.wrapping_add(1);
                 let request = self.requests.request(i)?;
                 let start = Instant::now();
-                let call = tokio::time::timeout(REPLY_TIMEOUT, send(&mut sender, request));
+                deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(start + REPLY_TIMEOUT));
+                let call = send(&mut sender, request);
                 tokio::pin!(call);
                 // The driver first: it reads the reply that completes the call.
                 let first = tokio::select! {
                     biased;
                     () = &mut driver => None,
                     r = &mut call => Some(r),
+                    () = &mut deadline => Some(timed_out()),
                 };
                 // Once the connection has ended the call ends at once, with the
                 // reply if it came; the driver must not be polled again.
-                let (result, ended) = match first {
+                let (outcome, ended) = match first {
                     Some(r) => (r, false),
-                    None => ((&mut call).await, true),
+                    None => {
+                        let r = tokio::select! {
+                            biased;
+                            r = &mut call => r,
+                            () = &mut deadline => timed_out(),
+                        };
+                        (r, true)
+                    }
                 };
-                let outcome = result.unwrap_or_else(|_| Outcome::Error("Timeout".to_owned()));
                 let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
                 let broken = matches!(outcome, Outcome::Broken);
                 match outcome {
@@ -235,6 +249,10 @@ impl Worker {
     }
 }
 
+fn timed_out() -> Outcome {
+    Outcome::Error("Timeout".to_owned())
+}
+
 async fn send(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes>>) -> Outcome {
     if sender.ready().await.is_err() {
         return Outcome::Broken;
@@ -244,13 +262,20 @@ async fn send(sender: &mut SendRequest<Full<Bytes>>, request: Request<Full<Bytes
         Err(_) => return Outcome::Broken,
     };
     let status = response.status();
-    let body = match response.into_body().collect().await {
+    let mut body = response.into_body();
+    if status.is_success() {
+        // Read to the end, not kept.
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Outcome::Broken;
+            }
+        }
+        return Outcome::Ok;
+    }
+    let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Outcome::Broken,
     };
-    if status.is_success() {
-        return Outcome::Ok;
-    }
     match decode_reply(Reply { status, body }) {
         Ok(_) => Outcome::Ok,
         Err(e) => Outcome::Error(e.code),
