@@ -1,13 +1,10 @@
-//! What one `kmsctl bench` connection sends: each call's request head
-//! (`host`, `content-type`, `x-amz-target`, `x-amz-date`, `Authorization`
-//! and the session token if any, in that order) is signed by [`Signer`] and
-//! kept until the clock's second changes. A SigV4 signature depends only on
-//! the request and its `x-amz-date`, which has a one-second resolution, so
-//! every request still carries the signature of its own time, byte for byte
-//! what signing it afresh would give, while the signer runs once a second
-//! per call instead of once a request. A request then costs a clone of the
-//! head (two allocations, reference counts for the values) and of the body's
-//! `Bytes`. Sending and timing are `conn`'s.
+//! What one `kmsctl bench` connection sends: each request is signed afresh
+//! by [`Signer`] at its own time, as an SDK does (the day's signing key and
+//! each call's body hash are computed once per run), and its head (`host`,
+//! `content-type`, `x-amz-target`, `x-amz-date`, `Authorization` and the
+//! session token if any, in that order) is built straight into a
+//! `HeaderMap`: no request builder and no header parsing per request.
+//! Sending and timing are `conn`'s.
 
 use super::Call;
 use super::sign::{AMZ_JSON, Signer, payload_hash};
@@ -38,9 +35,6 @@ struct Prepared {
     body: Bytes,
     /// Hex SHA-256 of `body`.
     body_hash: String,
-    /// The Unix second `head` is signed for; `None` before the first request.
-    signed_at: Option<u64>,
-    head: HeaderMap,
 }
 
 impl Requests {
@@ -52,8 +46,6 @@ impl Requests {
                 target: c.target,
                 body: c.body.clone(),
                 body_hash: payload_hash(&c.body),
-                signed_at: None,
-                head: HeaderMap::new(),
             })
             .collect();
         Ok(Self {
@@ -80,36 +72,32 @@ impl Requests {
     }
 
     fn request_at(&mut self, i: usize, unix_secs: u64) -> anyhow::Result<Request<Full<Bytes>>> {
-        let call = &mut self.calls[i];
-        if call.signed_at != Some(unix_secs) {
-            let at = i64::try_from(unix_secs)
-                .ok()
-                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-                .context("the clock is out of range")?;
-            let signed = self
-                .signer
-                .sign(at, &self.host_text, call.target, &call.body_hash);
-            let mut head = HeaderMap::with_capacity(6);
-            head.insert(header::HOST, self.host.clone());
-            head.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
-            head.insert(X_AMZ_TARGET, HeaderValue::from_static(call.target));
-            head.insert(X_AMZ_DATE, HeaderValue::try_from(signed.amz_date)?);
+        let call = &self.calls[i];
+        let at = i64::try_from(unix_secs)
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .context("the clock is out of range")?;
+        let signed = self
+            .signer
+            .sign(at, &self.host_text, call.target, &call.body_hash);
+        let mut head = HeaderMap::with_capacity(6);
+        head.insert(header::HOST, self.host.clone());
+        head.insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+        head.insert(X_AMZ_TARGET, HeaderValue::from_static(call.target));
+        head.insert(X_AMZ_DATE, HeaderValue::try_from(signed.amz_date)?);
+        head.insert(
+            header::AUTHORIZATION,
+            HeaderValue::try_from(signed.authorization)?,
+        );
+        if let Some(token) = signed.session_token {
             head.insert(
-                header::AUTHORIZATION,
-                HeaderValue::try_from(signed.authorization)?,
+                X_AMZ_SECURITY_TOKEN,
+                HeaderValue::try_from(token).context("the session token is not a header")?,
             );
-            if let Some(token) = signed.session_token {
-                head.insert(
-                    X_AMZ_SECURITY_TOKEN,
-                    HeaderValue::try_from(token).context("the session token is not a header")?,
-                );
-            }
-            call.head = head;
-            call.signed_at = Some(unix_secs);
         }
         let mut request = Request::new(Full::new(call.body.clone()));
         *request.method_mut() = Method::POST;
-        *request.headers_mut() = call.head.clone();
+        *request.headers_mut() = head;
         Ok(request)
     }
 }
