@@ -105,18 +105,9 @@ impl Requests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::profile::Settings;
-    use secrecy::SecretString;
 
     fn requests(token: Option<&str>) -> Requests {
-        let settings = Settings {
-            endpoint: "https://127.0.0.1:4443".to_owned(),
-            region: "eu-west-3".to_owned(),
-            access_key_id: "AKIDEXAMPLE".to_owned(),
-            secret_access_key: SecretString::from("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-            session_token: token.map(SecretString::from),
-            ca_bundle: None,
-        };
+        let settings = super::super::sign::tests::settings(token);
         let calls = [
             Call {
                 target: "TrentService.Encrypt",

@@ -146,13 +146,14 @@ impl Signer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::cli::client::KmsClient;
     use http::Request;
     use secrecy::SecretString;
 
-    fn settings(token: Option<&str>) -> Settings {
+    /// Example credentials (the AWS SigV4 test suite's), with `token` if any.
+    pub(in crate::cli::bench) fn settings(token: Option<&str>) -> Settings {
         Settings {
             endpoint: "https://127.0.0.1:4443".to_owned(),
             region: "eu-west-3".to_owned(),
