@@ -28,7 +28,7 @@ pub(crate) struct Requests {
     calls: Vec<Prepared>,
 }
 
-/// One call with its head as last signed.
+/// One call: its target, body and body hash, fixed for the run.
 #[derive(Debug)]
 struct Prepared {
     target: &'static str,
