@@ -8,8 +8,10 @@
 //! daemon answers. When a connection is lost every request pending on it
 //! fails at once with [`HsmError::Unavailable`]; the next call reconnects
 //! (after a short backoff, during which calls fail immediately, so a dead
-//! daemon costs no hang). Each call has its own timeout
-//! ([`HsmError::Timeout`]). What the requests mean is left to `service`.
+//! daemon costs no hang). Each call has its own deadline
+//! ([`HsmError::Timeout`]), enforced by one sweeper per connection rather
+//! than a timer per call, so a call may wait up to an eighth of the timeout
+//! longer. What the requests mean is left to `service`.
 
 use futures_util::StreamExt;
 use protocol::{
@@ -93,7 +95,15 @@ const MAX_HELLO_LEN: usize = 64;
 
 type Reply = Result<Response, HsmError>;
 /// Waiters by request id; `None` once the connection is dead.
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>>;
+type Pending = Arc<Mutex<Option<HashMap<u64, Waiter>>>>;
+
+/// A call waiting for its reply.
+struct Waiter {
+    reply: oneshot::Sender<Reply>,
+    /// Past this the sweeper answers [`HsmError::Timeout`] for the daemon.
+    deadline: Instant,
+    op: &'static str,
+}
 
 /// A cheap-to-clone handle on the connection(s) to hsm-daemon.
 #[derive(Clone)]
@@ -203,9 +213,14 @@ impl HsmClient {
 
         let conn = self.connection().await?;
         let (tx, rx) = oneshot::channel();
+        let waiter = Waiter {
+            reply: tx,
+            deadline: Instant::now() + inner.settings.request_timeout,
+            op,
+        };
         match lock(&conn.pending).as_mut() {
             Some(waiters) => {
-                waiters.insert(id, tx);
+                waiters.insert(id, waiter);
             }
             None => return Err(HsmError::Unavailable),
         }
@@ -213,15 +228,9 @@ impl HsmClient {
             remove_waiter(&conn.pending, id);
             return Err(HsmError::Unavailable);
         }
-        match tokio::time::timeout(inner.settings.request_timeout, rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(HsmError::Unavailable),
-            Err(_) => {
-                remove_waiter(&conn.pending, id);
-                tracing::warn!(op, id, "hsm-daemon did not answer in time");
-                Err(HsmError::Timeout)
-            }
-        }
+        // The reader answers, or the sweeper with `Timeout`, or the
+        // connection's end with `Unavailable`.
+        rx.await.unwrap_or(Err(HsmError::Unavailable))
     }
 
     /// A live connection from the pool, connecting if needed.
@@ -240,8 +249,11 @@ impl HsmClient {
         {
             return Err(HsmError::Unavailable);
         }
-        let connected =
-            tokio::time::timeout(inner.settings.connect_timeout, connect(&inner.socket)).await;
+        let connected = tokio::time::timeout(
+            inner.settings.connect_timeout,
+            connect(&inner.socket, inner.settings.request_timeout),
+        )
+        .await;
         match connected {
             Ok(Ok(conn)) => {
                 let conn = Arc::new(conn);
@@ -275,7 +287,7 @@ enum ConnectError {
     Refused(WireError),
 }
 
-async fn connect(socket: &std::path::Path) -> Result<Conn, ConnectError> {
+async fn connect(socket: &std::path::Path, timeout: Duration) -> Result<Conn, ConnectError> {
     let mut stream = UnixStream::connect(socket).await?;
     let hello = encode_frame(&ClientHello::current()).map_err(|_| ConnectError::BadHello)?;
     stream.write_all(&hello).await?;
@@ -293,6 +305,7 @@ async fn connect(socket: &std::path::Path) -> Result<Conn, ConnectError> {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
     tokio::spawn(writer(write, rx, Arc::clone(&pending)));
     let reader = tokio::spawn(reader(read, Arc::clone(&pending)));
+    tokio::spawn(sweeper(Arc::clone(&pending), timeout));
     Ok(Conn {
         tx,
         pending,
@@ -376,8 +389,8 @@ async fn reader(read: OwnedReadHalf, pending: Pending) {
             Some(Ok(ResponseFrame { id, result })) => {
                 let waiter = lock(&pending).as_mut().and_then(|w| w.remove(&id));
                 match waiter {
-                    Some(tx) => {
-                        let _ = tx.send(result.map_err(HsmError::Wire));
+                    Some(w) => {
+                        let _ = w.reply.send(result.map_err(HsmError::Wire));
                     }
                     None => tracing::debug!(id, "reply for a request no longer waiting"),
                 }
@@ -395,11 +408,40 @@ async fn reader(read: OwnedReadHalf, pending: Pending) {
     fail_all(&pending);
 }
 
+/// Answers `Timeout` for every call past its deadline, a few times per
+/// timeout, until the connection is dead.
+async fn sweeper(pending: Pending, timeout: Duration) {
+    let mut tick = tokio::time::interval((timeout / 8).max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let expired: Vec<(u64, Waiter)> = {
+            let mut guard = lock(&pending);
+            let Some(waiters) = guard.as_mut() else {
+                return;
+            };
+            let ids: Vec<u64> = waiters
+                .iter()
+                .filter(|(_, w)| w.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| waiters.remove(&id).map(|w| (id, w)))
+                .collect()
+        };
+        for (id, w) in expired {
+            tracing::warn!(op = w.op, id, "hsm-daemon did not answer in time");
+            let _ = w.reply.send(Err(HsmError::Timeout));
+        }
+    }
+}
+
 /// Marks the connection dead and fails every waiter with `Unavailable`.
 fn fail_all(pending: &Pending) {
     let waiters = lock(pending).take();
-    for (_, tx) in waiters.into_iter().flatten() {
-        let _ = tx.send(Err(HsmError::Unavailable));
+    for (_, w) in waiters.into_iter().flatten() {
+        let _ = w.reply.send(Err(HsmError::Unavailable));
     }
 }
 
