@@ -19,12 +19,12 @@ const BODY: &[u8] = br#"{"KeyId":"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0","KeySpec
 
 fn verifier() -> Verifier {
     let credential = Credential {
-        principal: Principal {
+        principal: std::sync::Arc::new(Principal {
             arn: "arn:aws:iam::111122223333:user/bench".to_owned(),
             account_id: "111122223333".to_owned(),
             access_key_id: AKID.to_owned(),
             admin: false,
-        },
+        }),
         secret: SECRET.to_owned().into(),
     };
     Verifier::new("us-east-1", "kms", vec![credential])

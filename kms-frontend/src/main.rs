@@ -113,12 +113,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let credentials = std::mem::take(&mut config.principals)
         .into_iter()
         .map(|p| Credential {
-            principal: Principal {
+            principal: Arc::new(Principal {
                 arn: p.arn,
                 account_id: config.account_id.clone(),
                 access_key_id: p.access_key_id,
                 admin: p.admin,
-            },
+            }),
             secret: p.secret_access_key,
         })
         .collect();
@@ -198,7 +198,7 @@ async fn load_runtime_principals(app: &Arc<App>) -> anyhow::Result<()> {
             if app
                 .verifier
                 .add(Credential {
-                    principal: p.principal,
+                    principal: Arc::new(p.principal),
                     secret: p.secret,
                 })
                 .is_err()

@@ -11,27 +11,51 @@
 //! string, so the endpoint reveals only aggregate counts (it is served
 //! without authentication, like `/health`; see THREAT_MODEL.md).
 
+use crate::policy::Action;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// A label value: borrowed when it is one of the names every request uses
+/// ([`label`]), so counting a request allocates nothing.
+type Label = Cow<'static, str>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpOutcome {
-    operation: String,
-    outcome: String,
+    operation: Label,
+    outcome: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Op {
-    operation: String,
+    operation: Label,
+}
+
+/// `value` as a label: the static name when it is a KMS action or one of
+/// the fixed labels, a copy otherwise (errors, admin operations).
+fn label(value: &str) -> Label {
+    static NAMES: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        Action::ALL
+            .iter()
+            .map(|a| a.name())
+            .chain(["ReEncrypt", "Unknown", "Unauthenticated", "ok"])
+            .collect()
+    });
+    match names.get(value) {
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(value.to_owned()),
+    }
 }
 
 type HistogramFamily = Family<Op, Histogram, fn() -> Histogram>;
@@ -193,13 +217,13 @@ impl Metrics {
     pub fn request(&self, operation: &str, outcome: &str, elapsed: Duration) {
         self.requests
             .get_or_create(&OpOutcome {
-                operation: operation.to_owned(),
-                outcome: outcome.to_owned(),
+                operation: label(operation),
+                outcome: label(outcome),
             })
             .inc();
         self.request_seconds
             .get_or_create(&Op {
-                operation: operation.to_owned(),
+                operation: label(operation),
             })
             .observe(elapsed.as_secs_f64());
     }
@@ -212,18 +236,18 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let outcome = match result {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.to_string().chars().take(64).collect(),
+            Ok(_) => Cow::Borrowed("ok"),
+            Err(e) => Cow::Owned(e.to_string().chars().take(64).collect()),
         };
         self.hsm_requests
             .get_or_create(&OpOutcome {
-                operation: operation.to_owned(),
+                operation: Cow::Borrowed(operation),
                 outcome,
             })
             .inc();
         self.hsm_seconds
             .get_or_create(&Op {
-                operation: operation.to_owned(),
+                operation: Cow::Borrowed(operation),
             })
             .observe(elapsed.as_secs_f64());
     }
@@ -296,5 +320,14 @@ mod tests {
         );
         assert!(text.contains("kms_request_duration_seconds_count{operation=\"Encrypt\"} 2"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn request_labels_are_static_names_and_others_are_copied() {
+        for name in ["Encrypt", "ReEncrypt", "Unauthenticated", "ok"] {
+            assert!(matches!(label(name), Cow::Borrowed(n) if n == name));
+        }
+        let other = label("HsmKmsAdmin.CreatePrincipal");
+        assert!(matches!(other, Cow::Owned(ref n) if n == "HsmKmsAdmin.CreatePrincipal"));
     }
 }

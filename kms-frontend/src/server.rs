@@ -29,6 +29,7 @@ use crate::api::{AwsReply, admin, aws_json, rest};
 use crate::audit::{ApiCall, Auditor, Collector};
 use crate::auth::{RequestParts, Verifier};
 use crate::hsm_client::HsmClient;
+use crate::principal::Principal;
 use crate::service::Kms;
 use crate::service::authz::{self, DecisionSink};
 use bytes::Bytes;
@@ -181,7 +182,7 @@ pub async fn serve(
 /// What the request log line reports beyond status and latency.
 #[derive(Default)]
 struct LogFields {
-    principal: Option<String>,
+    principal: Option<Arc<Principal>>,
     operation: Option<String>,
 }
 
@@ -194,6 +195,9 @@ struct Ctx<'a> {
     deadline: tokio::time::Instant,
     /// The authorization decisions made for this request.
     decisions: &'a Collector,
+    /// The request's span, named by the request id; principal and
+    /// operation are recorded into it once known.
+    span: &'a tracing::Span,
 }
 
 /// Handles one request from `peer`; never fails, never panics on bad input.
@@ -202,22 +206,27 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     // A v4 UUID from the thread-local CSPRNG: `Uuid::new_v4` would make a
     // getrandom(2) syscall on every request.
     let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-    let request_id = uuid.to_string();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let mut id_text = [0; uuid::fmt::Hyphenated::LENGTH];
+    let request_id: &str = uuid.hyphenated().encode_lower(&mut id_text);
+    let counted = (req.method() == Method::POST && req.uri().path() == "/")
+        || rest::is_rest_path(req.uri().path());
+    // Kept only for the debug line below, which is off by default.
+    let target = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let mut log = LogFields::default();
     let span = tracing::info_span!(
         "request",
-        request_id = %request_id,
+        request_id,
         principal = tracing::field::Empty,
         operation = tracing::field::Empty,
     );
     let decisions = Arc::new(Collector::default());
     let ctx = Ctx {
-        request_id: &request_id,
+        request_id,
         peer,
         deadline: tokio::time::Instant::now() + app.settings.request_timeout,
         decisions: &decisions,
+        span: &span,
     };
     let sink: Arc<dyn DecisionSink> = decisions.clone();
     // Boxed once here: the handlers' future is several KiB, and every
@@ -229,10 +238,10 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     )
     .instrument(span.clone())
     .await;
-    let response = to_response(reply, content_type, &request_id);
-    if (method == Method::POST && path == "/") || rest::is_rest_path(&path) {
+    let response = to_response(reply, content_type, request_id);
+    if counted {
         crate::metrics::global().request(
-            &metric_operation(&log, response.headers().get("x-amzn-errortype")),
+            metric_operation(&log, response.headers().get("x-amzn-errortype")),
             response
                 .headers()
                 .get("x-amzn-errortype")
@@ -241,19 +250,21 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
             start.elapsed(),
         );
     }
-    let _entered = span.enter();
     // Debug, not info: the audit log already holds one record per call, and
     // a line per request on stderr cost 15% of the throughput (BENCHMARKS.md).
-    tracing::debug!(
-        request_id = %request_id,
-        method = %method,
-        path = %path,
-        principal = log.principal.as_deref().unwrap_or("-"),
-        operation = log.operation.as_deref().unwrap_or("-"),
-        status = response.status().as_u16(),
-        latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "request"
-    );
+    if let Some((method, path)) = target {
+        let _entered = span.enter();
+        tracing::debug!(
+            request_id,
+            method = %method,
+            path = %path,
+            principal = log.principal.as_ref().map_or("-", |p| p.arn.as_str()),
+            operation = log.operation.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
     response
 }
 
@@ -267,15 +278,15 @@ fn timed_out(content_type: &'static str) -> AwsReply {
 }
 
 /// The operation label of a KMS request: bounded to names the API knew.
-fn metric_operation(log: &LogFields, error: Option<&HeaderValue>) -> String {
+fn metric_operation<'a>(log: &'a LogFields, error: Option<&HeaderValue>) -> &'a str {
     match (&log.principal, &log.operation) {
-        (None, _) => "Unauthenticated".to_owned(),
+        (None, _) => "Unauthenticated",
         (Some(_), Some(op))
             if error.is_none_or(|e| e.as_bytes() != b"UnknownOperationException") =>
         {
-            op.clone()
+            op
         }
-        (Some(_), _) => "Unknown".to_owned(),
+        (Some(_), _) => "Unknown",
     }
 }
 
@@ -374,8 +385,8 @@ async fn kms_request(
             return e.to_reply();
         }
     };
-    log.principal = Some(principal.arn.clone());
-    tracing::Span::current().record("principal", principal.arn.as_str());
+    ctx.span.record("principal", principal.arn.as_str());
+    log.principal = Some(Arc::clone(&principal));
     let raw_target = parts
         .headers
         .get("x-amz-target")
@@ -390,7 +401,7 @@ async fn kms_request(
                 .take(64)
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
                 .collect();
-            tracing::Span::current().record("operation", op.as_str());
+            ctx.span.record("operation", op.as_str());
             log.operation = Some(op);
             tokio::time::timeout_at(
                 ctx.deadline,
@@ -411,7 +422,7 @@ async fn kms_request(
                 .take(64)
                 .filter(char::is_ascii_alphanumeric)
                 .collect();
-            tracing::Span::current().record("operation", op.as_str());
+            ctx.span.record("operation", op.as_str());
             log.operation = Some(op);
             tokio::time::timeout_at(
                 ctx.deadline,
@@ -488,10 +499,10 @@ async fn rest_request(
             return rest::error(status, e.aws_name(), &e.to_string());
         }
     };
-    log.principal = Some(principal.arn.clone());
-    tracing::Span::current().record("principal", principal.arn.as_str());
+    ctx.span.record("principal", principal.arn.as_str());
+    log.principal = Some(Arc::clone(&principal));
     let route = rest::operation(parts.method.as_str(), parts.uri.path());
-    tracing::Span::current().record("operation", route);
+    ctx.span.record("operation", route);
     log.operation = Some(route.to_owned());
     let reply = tokio::time::timeout_at(
         ctx.deadline,

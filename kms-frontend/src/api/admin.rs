@@ -112,7 +112,7 @@ async fn handle(
             let principal_copy = created.principal.clone();
             if verifier
                 .add(Credential {
-                    principal: created.principal,
+                    principal: std::sync::Arc::new(created.principal),
                     secret: created.secret,
                 })
                 .is_err()

@@ -43,7 +43,8 @@ const AMZ_DATE: &[BorrowedFormatItem<'static>] =
 
 /// One principal's SigV4 credentials.
 pub struct Credential {
-    pub principal: Principal,
+    /// Shared with every request it signs: verifying copies no string.
+    pub principal: Arc<Principal>,
     pub secret: SecretString,
 }
 
@@ -168,7 +169,7 @@ impl Verifier {
     /// Every known principal, sorted by ARN.
     pub fn principals(&self) -> Vec<Principal> {
         let map = self.credentials.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<Principal> = map.values().map(|c| c.principal.clone()).collect();
+        let mut v: Vec<Principal> = map.values().map(|c| (*c.principal).clone()).collect();
         v.sort_by(|a, b| a.arn.cmp(&b.arn));
         v
     }
@@ -181,7 +182,7 @@ impl Verifier {
         &self,
         req: &RequestParts<'_>,
         now: OffsetDateTime,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let header = req
             .headers
             .get(http::header::AUTHORIZATION)
@@ -277,7 +278,7 @@ impl Verifier {
         let provided = decode_signature(auth.signature)
             .ok_or_else(|| AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))?;
         if bool::from(expected.ct_eq(&provided)) {
-            Ok(credential.principal.clone())
+            Ok(Arc::clone(&credential.principal))
         } else {
             Err(AuthError::InvalidSignature(SIGNATURE_MISMATCH.into()))
         }
