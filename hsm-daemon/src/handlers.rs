@@ -18,19 +18,21 @@ use protocol::{
 use uuid::Uuid;
 
 /// Serves one request, synchronously (the keystore runs on this thread);
-/// every failure becomes a [`WireError`].
+/// every failure becomes a [`WireError`]. `generated` is the RSA key made
+/// for it on the keygen thread, or why it could not be (see `keygen`).
 pub(crate) fn handle(
     keystore: &KeystoreHandle,
     id: u64,
     request_id: Uuid,
     request: Request,
+    generated: Option<Result<SecretBytes, DaemonError>>,
 ) -> Result<Response, WireError> {
     let op = request.name();
     let key_id = key_id_of(&request).map(str::to_owned);
-    let result = match to_command(request) {
-        Ok(command) => keystore.call(command).map(to_response),
-        Err(e) => Err(e),
-    };
+    let result = generated
+        .transpose()
+        .and_then(|generated| to_command(request, generated))
+        .and_then(|command| keystore.call(command).map(to_response));
     let key_id = key_id.as_deref().unwrap_or("-");
     match &result {
         Ok(_) => tracing::debug!(id, %request_id, op, key_id, "ok"),
@@ -99,8 +101,12 @@ fn checked_message(m: SecretBytes) -> Result<SecretBytes, DaemonError> {
     Ok(m)
 }
 
-/// Validates sizes and builds the keystore command.
-pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
+/// Validates sizes and builds the keystore command, with the key already
+/// `generated` for it if any.
+pub(crate) fn to_command(
+    request: Request,
+    generated: Option<SecretBytes>,
+) -> Result<Command, DaemonError> {
     Ok(match request {
         Request::Status => Command::Status,
         Request::CreateKey {
@@ -111,6 +117,7 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
             key_id,
             version,
             spec,
+            generated,
         },
         Request::Encrypt {
             key,
@@ -243,6 +250,7 @@ pub(crate) fn to_command(request: Request) -> Result<Command, DaemonError> {
             pair_spec,
             context,
             with_plaintext,
+            generated,
         },
         Request::SignAuditDigest { digest } => Command::SignAuditDigest { digest },
         Request::AuditPublicKey => Command::AuditPublicKey,
@@ -304,7 +312,7 @@ mod tests {
     }
 
     fn reason(r: Request) -> Option<InvalidReason> {
-        match to_command(r) {
+        match to_command(r, None) {
             Err(DaemonError::InvalidRequest(reason)) => Some(reason),
             _ => None,
         }
@@ -341,11 +349,11 @@ mod tests {
         );
         assert_eq!(reason(gdk(DataKeySpec::Bytes(1024))), None);
         assert!(matches!(
-            to_command(gdk(DataKeySpec::Aes128)),
+            to_command(gdk(DataKeySpec::Aes128), None),
             Ok(Command::GenerateDataKey { len: 16, .. })
         ));
         assert!(matches!(
-            to_command(gdk(DataKeySpec::Aes256)),
+            to_command(gdk(DataKeySpec::Aes256), None),
             Ok(Command::GenerateDataKey { len: 32, .. })
         ));
         let wrap = |n: usize| Request::WrapKey {

@@ -49,6 +49,9 @@ pub(crate) enum Command {
         key_id: String,
         version: u32,
         spec: KeySpec,
+        /// An RSA key already made on the keygen thread (PKCS#8 DER);
+        /// `None`: generated here.
+        generated: Option<SecretBytes>,
     },
     Encrypt {
         key: KeyRef,
@@ -132,6 +135,8 @@ pub(crate) enum Command {
         pair_spec: KeySpec,
         context: EncryptionContext,
         with_plaintext: bool,
+        /// As for `CreateKey`.
+        generated: Option<SecretBytes>,
     },
     SignAuditDigest {
         digest: [u8; 32],
@@ -431,12 +436,21 @@ impl Keystore {
                 key_id,
                 version,
                 spec,
+                generated,
             } => {
                 let (generation, master) = self.master()?;
                 if spec != KeySpec::SymmetricDefault {
-                    let material = crate::asym::generate(spec)?;
+                    let material = match generated {
+                        Some(made) => made,
+                        None => crate::asym::generate(spec)?.into(),
+                    };
                     return crypto::wrap_token(
-                        master, generation, &key_id, version, spec, &material,
+                        master,
+                        generation,
+                        &key_id,
+                        version,
+                        spec,
+                        material.expose(),
                     )
                     .map(Reply::Token);
                 }

@@ -18,6 +18,7 @@ mod error;
 mod handlers;
 mod hardening;
 mod keyfile;
+mod keygen;
 mod keystore;
 mod sandbox;
 mod seal;
@@ -210,6 +211,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."))
         .to_owned();
+    // Started before the sandbox, which allows no new threads.
+    let (keygen, keygen_check) = keygen::Keygen::spawn().context("starting the keygen thread")?;
+    require_locked(&cfg, "keygen thread stack", keygen_check)?;
     match sandbox::landlock(&cfg.state_dir, &socket_dir).context("landlock")? {
         sandbox::LandlockOutcome::Full => info!(
             state_dir = %cfg.state_dir.display(),
@@ -233,7 +237,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .build()
                 .context("starting the runtime")?;
             let local = tokio::task::LocalSet::new();
-            local.block_on(&runtime, Box::pin(run(cfg, handle, state_fd)))
+            local.block_on(&runtime, Box::pin(run(cfg, handle, keygen, state_fd)))
         })
         .context("starting the keystore thread")?;
     let result = match keystore_thread.join() {
@@ -271,6 +275,7 @@ fn require_locked(cfg: &ServeConfig, what: &str, check: MemCheck) -> anyhow::Res
 async fn run(
     cfg: ServeConfig,
     handle: keystore::KeystoreHandle,
+    keygen: keygen::Keygen,
     state_fd: Option<std::os::fd::RawFd>,
 ) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
@@ -288,6 +293,7 @@ async fn run(
         listener,
         cfg.allow_uids.clone(),
         handle,
+        keygen,
         stopped,
     ));
     info!(

@@ -16,13 +16,14 @@
 //! replies it owes and closes, within [`SHUTDOWN_GRACE`].
 
 use crate::config::ServeConfig;
-use crate::error::{StartupError, unsupported_version};
+use crate::error::{DaemonError, StartupError, unsupported_version};
 use crate::handlers;
+use crate::keygen::Keygen;
 use crate::keystore::KeystoreHandle;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::{
-    ClientHello, FrameCodec, FrameError, PROTOCOL_VERSION, RequestFrame, ResponseFrame,
-    ServerHello, WireError, encode_frame,
+    ClientHello, FrameCodec, FrameError, KeySpec, PROTOCOL_VERSION, RequestFrame, ResponseFrame,
+    SecretBytes, ServerHello, WireError, encode_frame,
 };
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
@@ -31,7 +32,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
@@ -110,6 +111,7 @@ pub(crate) async fn serve(
     listener: UnixListener,
     allow_uids: Vec<u32>,
     keystore: KeystoreHandle,
+    keygen: Keygen,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let allow: Arc<[u32]> = allow_uids.into();
@@ -120,7 +122,12 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     if let Some(span) = admit(&stream, &allow) {
-                        let conn = connection(stream, keystore.clone(), shutdown.clone());
+                        let conn = connection(
+                            stream,
+                            keystore.clone(),
+                            keygen.clone(),
+                            shutdown.clone(),
+                        );
                         conns.spawn_local(conn.instrument(span));
                     }
                 }
@@ -194,6 +201,7 @@ async fn send_error(writer: &mut Writer, error: WireError) {
 async fn connection(
     stream: UnixStream,
     keystore: KeystoreHandle,
+    keygen: Keygen,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (rd, mut wr) = stream.into_split();
@@ -237,18 +245,44 @@ async fn connection(
     let mut reader = hello_reader.map_decoder(|_| FrameCodec::<ResponseFrame, RequestFrame>::new());
     let mut writer: Writer = FramedWrite::new(wr, FrameCodec::new());
     let mut replies = Vec::new();
+    // Replies of requests that waited for an RSA key (see `keygen`).
+    let (generated_tx, mut generated) = mpsc::unbounded_channel();
+    let mut generating = 0usize;
     loop {
         let first = tokio::select! {
             biased;
             _ = shutdown.changed() => None,
+            Some(reply) = generated.recv() => {
+                generating -= 1;
+                replies.push(reply);
+                if !write_replies(&mut writer, &mut replies).await || writer.flush().await.is_err() {
+                    debug!("peer stopped reading; closing");
+                    return;
+                }
+                continue;
+            }
             frame = reader.next() => frame,
         };
         // Serve this frame and every one already readable, up to MAX_BATCH,
-        // without awaiting; then scrub once and write the replies.
+        // without awaiting; then scrub once and write the replies. A request
+        // for an RSA key is served by a task of its own once the keygen
+        // thread has made the key.
         let mut next = first;
         let end = loop {
             match next {
-                Some(Ok(frame)) => replies.push(serve_frame(&keystore, frame)),
+                Some(Ok(frame)) => match frame.request.rsa_key_spec() {
+                    Some(spec) => {
+                        generating += 1;
+                        tokio::task::spawn_local(serve_with_key(
+                            keystore.clone(),
+                            keygen.clone(),
+                            spec,
+                            frame,
+                            generated_tx.clone(),
+                        ));
+                    }
+                    None => replies.push(serve_frame(&keystore, frame, None)),
+                },
                 Some(Err(e)) => break Some(Err(e)),
                 None => break Some(Ok(())),
             }
@@ -261,10 +295,21 @@ async fn connection(
             }
         };
         keystore.scrub_stack();
-        for (request_id, reply) in replies.drain(..) {
-            if !write_reply(&mut writer, request_id, reply).await {
-                debug!("peer stopped reading; closing");
-                return;
+        if !write_replies(&mut writer, &mut replies).await {
+            debug!("peer stopped reading; closing");
+            return;
+        }
+        if end.is_some() {
+            // Finish what was asked before the end: the keys being made.
+            while generating > 0 {
+                let Some(reply) = generated.recv().await else {
+                    break;
+                };
+                generating -= 1;
+                replies.push(reply);
+                if !write_replies(&mut writer, &mut replies).await {
+                    return;
+                }
             }
         }
         match end {
@@ -296,8 +341,39 @@ async fn connection(
     }
 }
 
+/// Serves a request for an RSA key: waits for the keygen thread, then
+/// serves the frame with the key and scrubs, and hands the reply to the
+/// connection.
+async fn serve_with_key(
+    keystore: KeystoreHandle,
+    keygen: Keygen,
+    spec: KeySpec,
+    frame: RequestFrame,
+    done: mpsc::UnboundedSender<(Uuid, ResponseFrame)>,
+) {
+    let generated = keygen.generate(spec).await;
+    let reply = serve_frame(&keystore, frame, Some(generated));
+    keystore.scrub_stack();
+    let _ = done.send(reply);
+}
+
+/// Queues every reply of `replies`, emptying it; false when the connection
+/// is broken.
+async fn write_replies(writer: &mut Writer, replies: &mut Vec<(Uuid, ResponseFrame)>) -> bool {
+    for (request_id, reply) in replies.drain(..) {
+        if !write_reply(writer, request_id, reply).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// Serves one request frame on this (the keystore's) thread.
-fn serve_frame(keystore: &KeystoreHandle, frame: RequestFrame) -> (Uuid, ResponseFrame) {
+fn serve_frame(
+    keystore: &KeystoreHandle,
+    frame: RequestFrame,
+    generated: Option<Result<SecretBytes, DaemonError>>,
+) -> (Uuid, ResponseFrame) {
     let RequestFrame {
         id,
         request_id,
@@ -312,7 +388,7 @@ fn serve_frame(keystore: &KeystoreHandle, frame: RequestFrame) -> (Uuid, Respons
     let request_id = Uuid::from_bytes(request_id);
     let span = debug_span!("request", %request_id);
     let _entered = span.enter();
-    let result = handlers::handle(keystore, id, request_id, request);
+    let result = handlers::handle(keystore, id, request_id, request, generated);
     (request_id, ResponseFrame { id, result })
 }
 

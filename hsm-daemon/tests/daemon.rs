@@ -483,6 +483,53 @@ fn socket_group_makes_it_group_accessible() {
     assert_eq!(std::os::unix::fs::MetadataExt::gid(&meta), 0);
 }
 
+/// RSA keys are made on a thread of their own: an Encrypt sent after a
+/// CreateKey RSA_4096 on the same connection is answered first, and both are
+/// answered, even when SIGTERM comes while the key is being made.
+#[test]
+fn rsa_key_generation_does_not_hold_up_other_requests() {
+    let mut d = Daemon::start(&[]);
+    let mut s = d.connect();
+    let key = create_key(&mut s, "beside-rsa");
+    let frame = |id, request| {
+        encode_frame(&RequestFrame {
+            id,
+            request_id: [0; 16],
+            request,
+        })
+        .unwrap()
+    };
+    let mut batch = frame(
+        20,
+        Request::CreateKey {
+            key_id: "rsa".into(),
+            version: 1,
+            spec: KeySpec::Rsa4096,
+        },
+    );
+    batch.extend(frame(
+        21,
+        Request::Encrypt {
+            key,
+            plaintext: SecretBytes::new(vec![1; 32]),
+            context: vec![],
+        },
+    ));
+    s.write_all(&batch).unwrap();
+    let first: ResponseFrame = recv(&mut s).unwrap();
+    assert_eq!(first.id, 21, "the Encrypt waited for the RSA key");
+    assert!(matches!(first.result, Ok(Response::Ciphertext { .. })));
+    nix_kill(d.child.id(), "TERM");
+    let second: ResponseFrame = recv(&mut s).unwrap();
+    assert_eq!(second.id, 20);
+    assert!(
+        matches!(second.result, Ok(Response::KeyCreated { .. })),
+        "{:?}",
+        second.result
+    );
+    assert!(d.terminate().success());
+}
+
 #[test]
 fn sigterm_answers_requests_already_in_flight() {
     let mut d = Daemon::start(&[]);

@@ -56,6 +56,9 @@ pub struct HsmClientSettings {
     pub pool_size: usize,
     /// How long one call waits for its reply.
     pub request_timeout: Duration,
+    /// How long a call that makes an RSA key waits (seconds of CPU on the
+    /// daemon's keygen thread, more on a busy machine).
+    pub keygen_timeout: Duration,
     /// How long connecting plus the handshake may take.
     pub connect_timeout: Duration,
     /// After a failed connect, calls fail at once for this long.
@@ -67,6 +70,7 @@ impl Default for HsmClientSettings {
         Self {
             pool_size: 2,
             request_timeout: Duration::from_secs(5),
+            keygen_timeout: Duration::from_secs(25),
             connect_timeout: Duration::from_secs(1),
             reconnect_backoff: Duration::from_millis(100),
         }
@@ -200,6 +204,11 @@ impl HsmClient {
     ) -> Result<Response, HsmError> {
         let inner = &self.inner;
         let op = request.name();
+        let timeout = if request.rsa_key_spec().is_some() {
+            inner.settings.keygen_timeout
+        } else {
+            inner.settings.request_timeout
+        };
         let frame = encode_frame(&RequestFrame {
             id,
             request_id,
@@ -215,7 +224,7 @@ impl HsmClient {
         let (tx, rx) = oneshot::channel();
         let waiter = Waiter {
             reply: tx,
-            deadline: Instant::now() + inner.settings.request_timeout,
+            deadline: Instant::now() + timeout,
             op,
         };
         match lock(&conn.pending).as_mut() {

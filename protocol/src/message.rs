@@ -90,6 +90,13 @@ impl SecretBytes {
     }
 }
 
+impl From<Zeroizing<Vec<u8>>> for SecretBytes {
+    /// Takes the zeroizing buffer as it is: no copy is made.
+    fn from(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(bytes)
+    }
+}
+
 impl std::fmt::Debug for SecretBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretBytes([REDACTED; {}])", self.0.len())
@@ -311,6 +318,19 @@ pub enum Request {
 pub const AUDIT_DIGEST_CONTEXT: &[u8] = b"hsm-kms audit digest v1\0";
 
 impl Request {
+    /// The RSA spec of the private key this request makes, if it makes one
+    /// (`CreateKey`, `GenerateDataKeyPair`). Generating one takes up to
+    /// seconds: the daemon does it on a thread of its own and the client
+    /// waits longer for it.
+    pub fn rsa_key_spec(&self) -> Option<KeySpec> {
+        let spec = match self {
+            Self::CreateKey { spec, .. } => *spec,
+            Self::GenerateDataKeyPair { pair_spec, .. } => *pair_spec,
+            _ => return None,
+        };
+        matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096).then_some(spec)
+    }
+
     /// Short operation name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -458,4 +478,29 @@ pub struct RequestFrame {
 pub struct ResponseFrame {
     pub id: u64,
     pub result: Result<Response, crate::WireError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_requests_that_make_an_rsa_key_name_its_spec() {
+        let create = |spec| Request::CreateKey {
+            key_id: "k".into(),
+            version: 1,
+            spec,
+        };
+        for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096] {
+            assert_eq!(create(spec).rsa_key_spec(), Some(spec));
+        }
+        for spec in [
+            KeySpec::EccNistP256,
+            KeySpec::Hmac256,
+            KeySpec::SymmetricDefault,
+        ] {
+            assert_eq!(create(spec).rsa_key_spec(), None);
+        }
+        assert_eq!(Request::Status.rsa_key_spec(), None);
+    }
 }

@@ -105,6 +105,7 @@ impl Keystore {
                 pair_spec,
                 context,
                 with_plaintext,
+                generated,
             } => {
                 if !asym::is_asymmetric(pair_spec) {
                     return Err(symmetric_only());
@@ -113,17 +114,19 @@ impl Keystore {
                 if spec != KeySpec::SymmetricDefault {
                     return Err(symmetric_only());
                 }
-                let mut private = asym::generate(pair_spec)?;
-                let public_key = asym::public_key_der(pair_spec, &private)?;
+                let private = match generated {
+                    Some(made) => made,
+                    None => asym::generate(pair_spec)?.into(),
+                };
+                let public_key = asym::public_key_der(pair_spec, private.expose())?;
                 let private_blob = crypto::seal(
                     self.key(slot)?,
                     &key.key_id,
                     key.version,
-                    &private,
+                    private.expose(),
                     &context,
                 )?;
-                let private_plaintext =
-                    with_plaintext.then(|| SecretBytes::new(std::mem::take(&mut *private)));
+                let private_plaintext = with_plaintext.then_some(private);
                 Ok(Reply::DataKeyPair {
                     public_key,
                     private_plaintext,

@@ -37,6 +37,7 @@ pub(super) fn create(ks: &mut Keystore, id: &str, version: u32) -> KeyRef {
         key_id: id.into(),
         version,
         spec: KeySpec::SymmetricDefault,
+        generated: None,
     }) else {
         panic!("create failed")
     };
@@ -220,6 +221,7 @@ fn create_spec(ks: &mut Keystore, id: &str, version: u32, spec: KeySpec) -> KeyR
         key_id: id.into(),
         version,
         spec,
+        generated: None,
     }) else {
         panic!("create failed")
     };
@@ -296,6 +298,7 @@ fn asymmetric_material_is_cached_in_its_size_class_and_refused_for_aes_ops() {
         pair_spec: KeySpec::EccNistP384,
         context: vec![],
         with_plaintext: true,
+        generated: None,
     })
     else {
         panic!("pair failed")

@@ -9,6 +9,7 @@ fn settings(timeout_ms: u64) -> HsmClientSettings {
     HsmClientSettings {
         pool_size: 1,
         request_timeout: Duration::from_millis(timeout_ms),
+        keygen_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(500),
         reconnect_backoff: Duration::from_millis(50),
     }
