@@ -15,7 +15,7 @@
 use crate::asym;
 use crate::error::DaemonError;
 use crate::secure_mem::MemCheck;
-use crate::secure_mem::stack::{self, LockedStack};
+use crate::secure_mem::stack;
 use protocol::{KeySpec, SecretBytes};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,9 +24,6 @@ use tokio::sync::oneshot;
 
 /// Keys asked for and not yet handed back, beyond which requests are refused.
 pub(crate) const MAX_QUEUED: usize = 4;
-/// The thread's stack, all of it locked: RSA generation keeps its big
-/// numbers on the heap, so this is ample.
-const STACK_BYTES: usize = 256 * 1024;
 
 type Made = Result<SecretBytes, DaemonError>;
 
@@ -60,29 +57,23 @@ impl Keygen {
     pub(crate) fn spawn() -> std::io::Result<(Self, MemCheck)> {
         let (jobs, rx) = mpsc::channel::<Job>();
         let (checked, check) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("keygen".into())
-            .stack_size(STACK_BYTES)
-            .spawn(move || {
-                let locked = LockedStack::lock_current()
-                    .map_err(std::io::Error::from)
-                    .and_then(|s| s.verify());
-                let ok = locked.is_ok();
-                let _ = checked.send(locked);
-                if !ok {
-                    return;
+        stack::spawn_locked("keygen", move |locked| {
+            let ok = locked.is_ok();
+            let _ = checked.send(locked);
+            if !ok {
+                return;
+            }
+            while let Ok(job) = rx.recv() {
+                // A caller that gave up does not cost a key.
+                if job.reply.is_closed() {
+                    continue;
                 }
-                while let Ok(job) = rx.recv() {
-                    // A caller that gave up does not cost a key.
-                    if job.reply.is_closed() {
-                        continue;
-                    }
-                    let made = asym::generate(job.spec).map(SecretBytes::from);
-                    stack::scrub();
-                    let _ = job.reply.send(made);
-                }
+                let made = asym::generate(job.spec).map(SecretBytes::from);
                 stack::scrub();
-            })?;
+                let _ = job.reply.send(made);
+            }
+            stack::scrub();
+        })?;
         let check = check
             .recv()
             .map_err(|_| std::io::Error::other("the keygen thread ended at start"))??;

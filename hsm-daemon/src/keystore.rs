@@ -25,7 +25,7 @@ use crate::audit_key;
 use crate::crypto;
 use crate::error::DaemonError;
 use crate::keyfile::MasterKeys;
-use crate::secure_mem::stack::{self, LockedStack};
+use crate::secure_mem::stack;
 use crate::secure_mem::{KEY_LEN, KeySlab, MemCheck, Slot};
 use protocol::{
     EncryptionAlgorithm, EncryptionContext, KeyRef, KeySpec, KeyToken, MacAlgorithm, MessageType,
@@ -36,10 +36,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 use zeroize::Zeroizing;
-
-/// Stack of the keystore thread, all of it locked: ample for the runtime
-/// and the crypto.
-const STACK_BYTES: usize = 256 * 1024;
 
 /// One operation for the keystore, with sizes already validated.
 #[derive(Debug)]
@@ -284,33 +280,28 @@ impl Keystore {
         F: FnOnce(MemCheck, KeystoreHandle) -> R + Send + 'static,
         R: Send + 'static,
     {
-        std::thread::Builder::new()
-            .name("keystore".into())
-            .stack_size(STACK_BYTES)
-            .spawn(move || {
-                let check = LockedStack::lock_current()
-                    .map_err(std::io::Error::from)
-                    .and_then(|s| s.verify())?;
-                let handle = KeystoreHandle {
-                    inner: Rc::new(RefCell::new(self)),
-                };
-                let kept = Rc::clone(&handle.inner);
-                let out = serve(check, handle);
-                match Rc::try_unwrap(kept) {
-                    Ok(keystore) => {
-                        let keystore = keystore.into_inner();
-                        tracing::info!(
-                            requests = keystore.requests,
-                            "keystore stopped; wiping key memory"
-                        );
-                        // The slab is zeroized, unlocked and unmapped here.
-                        drop(keystore);
-                    }
-                    Err(_) => tracing::warn!("keystore still in use after serving"),
+        stack::spawn_locked("keystore", move |check| {
+            let check = check?;
+            let handle = KeystoreHandle {
+                inner: Rc::new(RefCell::new(self)),
+            };
+            let kept = Rc::clone(&handle.inner);
+            let out = serve(check, handle);
+            match Rc::try_unwrap(kept) {
+                Ok(keystore) => {
+                    let keystore = keystore.into_inner();
+                    tracing::info!(
+                        requests = keystore.requests,
+                        "keystore stopped; wiping key memory"
+                    );
+                    // The slab is zeroized, unlocked and unmapped here.
+                    drop(keystore);
                 }
-                stack::scrub();
-                Ok(out)
-            })
+                Err(_) => tracing::warn!("keystore still in use after serving"),
+            }
+            stack::scrub();
+            Ok(out)
+        })
     }
 
     /// The current master key and its generation.

@@ -104,6 +104,32 @@ fn current_bounds() -> Result<(usize, usize), nix::Error> {
     Ok((lo, hi - lo))
 }
 
+/// Stack of a thread started by [`spawn_locked`], all of it locked: ample
+/// for a tokio runtime and the crypto (RSA keeps its numbers on the heap).
+const LOCKED_STACK_BYTES: usize = 256 * 1024;
+
+/// Starts a thread `name` with a small stack, locks and checks that stack
+/// ([`LockedStack::lock_current`], [`LockedStack::verify`]) and runs `body`
+/// with the check.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub(crate) fn spawn_locked<T, F>(name: &str, body: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce(std::io::Result<MemCheck>) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(LOCKED_STACK_BYTES)
+        .spawn(move || {
+            let check = LockedStack::lock_current()
+                .map_err(std::io::Error::from)
+                .and_then(|s| s.verify());
+            body(check)
+        })
+}
+
 /// Overwrites [`SCRUB_BYTES`] of dead stack below the caller's frame with
 /// zeroes, wiping the key schedules and key copies that finished calls left
 /// there. Never inlined, so its buffer really lies below the caller.
