@@ -108,7 +108,8 @@ fn open_log(dir: &Path, n: u64) -> Result<(File, u64), AuditError> {
     Ok((file, len))
 }
 
-/// Creates the log directory (0700) or refuses one others can reach.
+/// Creates the log directory (0700, its entry synced in its parent) or
+/// refuses one others can reach.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), AuditError> {
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -116,6 +117,11 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), AuditError> {
             .mode(0o700)
             .create(dir)
             .map_err(AuditError::io)?;
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent).map_err(AuditError::io)?;
     }
     let mode = std::fs::metadata(dir)
         .map_err(AuditError::io)?
@@ -146,6 +152,9 @@ impl Writer {
         }
         let r = resume::resume(&settings.dir)?;
         let (file, file_len) = open_log(&settings.dir, r.file_number)?;
+        // The file may have just been created: its name must outlive a crash
+        // as the records acknowledged in it will.
+        sync_dir(&settings.dir).map_err(AuditError::io)?;
         Ok(Self {
             settings,
             hsm,
