@@ -25,12 +25,12 @@ fn verifier() -> &'static Verifier {
             "us-east-1",
             "kms",
             vec![Credential {
-                principal: Principal {
+                principal: std::sync::Arc::new(Principal {
                     arn: "arn:aws:iam::111122223333:user/fuzz".into(),
                     account_id: "111122223333".into(),
                     access_key_id: ACCESS_KEY_ID.into(),
                     admin: false,
-                },
+                }),
                 secret: SECRET.to_owned().into(),
             }],
         )
