@@ -9,8 +9,10 @@
 //! to [`MAX_BATCH`]) is served by `handlers`, synchronously, since this runs
 //! on the keystore's thread; then the stack is scrubbed, and only then are
 //! the replies written and flushed, before reading goes on (so a peer that
-//! does not read its replies stops being read: the backpressure). A
-//! malformed or oversized frame gets a reply with id 0 and closes that
+//! does not read its replies stops being read: the backpressure). A request
+//! that makes an RSA key is the exception: a task of its own waits for the
+//! `keygen` thread and then serves it, and its reply is written when it
+//! comes (other requests go on meanwhile). A malformed or oversized frame gets a reply with id 0 and closes that
 //! connection only, after the replies before it. On shutdown no new
 //! connection is accepted and each connection stops reading, writes the
 //! replies it owes and closes, within [`SHUTDOWN_GRACE`].
