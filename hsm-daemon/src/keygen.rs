@@ -34,18 +34,10 @@ struct Job {
 
 /// A handle on the key-generation thread; the thread ends when every
 /// handle is gone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Keygen {
     jobs: mpsc::Sender<Job>,
     queued: Arc<AtomicUsize>,
-}
-
-impl std::fmt::Debug for Keygen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keygen")
-            .field("queued", &self.queued.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
-    }
 }
 
 impl Keygen {

@@ -12,10 +12,11 @@
 //! does not read its replies stops being read: the backpressure). A request
 //! that makes an RSA key is the exception: a task of its own waits for the
 //! `keygen` thread and then serves it, and its reply is written when it
-//! comes (other requests go on meanwhile). A malformed or oversized frame gets a reply with id 0 and closes that
-//! connection only, after the replies before it. On shutdown no new
-//! connection is accepted and each connection stops reading, writes the
-//! replies it owes and closes, within [`SHUTDOWN_GRACE`].
+//! comes (other requests go on meanwhile). A malformed or oversized frame
+//! gets a reply with id 0 and closes that connection only, after the
+//! replies before it. On shutdown no new connection is accepted and each
+//! connection stops reading, writes the replies it owes and closes, within
+//! [`SHUTDOWN_GRACE`].
 
 use crate::config::ServeConfig;
 use crate::error::{DaemonError, StartupError, unsupported_version};
