@@ -11,7 +11,6 @@ use super::super::profile::Settings;
 use hmac::Mac as _;
 use secrecy::ExposeSecret;
 use sha2::{Digest as _, Sha256};
-use std::fmt::Write as _;
 use time::OffsetDateTime;
 use time::macros::format_description;
 use zeroize::Zeroizing;
@@ -22,15 +21,20 @@ const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "kms";
 pub(crate) const AMZ_JSON: &str = "application/x-amz-json-1.1";
 
-/// What signs one run's requests (one per connection: the day's key is
-/// cached inside).
+/// What signs one run's requests (one per connection: the day's key, the
+/// second's `x-amz-date` and the text buffers are kept inside).
 pub(crate) struct Signer {
     access_key_id: String,
     secret: Zeroizing<String>,
     session_token: Option<String>,
     region: String,
-    /// `YYYYMMDD` and its signing key.
-    day_key: Option<(String, Zeroizing<[u8; 32]>)>,
+    /// `YYYYMMDD`, its signing key and its credential scope.
+    day_key: Option<(String, Zeroizing<[u8; 32]>, String)>,
+    /// The unix second last signed at and its `x-amz-date`.
+    second: Option<(i64, String)>,
+    /// The canonical request and the string to sign, reused.
+    canonical: String,
+    string_to_sign: String,
 }
 
 impl std::fmt::Debug for Signer {
@@ -62,6 +66,15 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Appends the lowercase hex of `bytes` to `out`, without an allocation.
+fn push_hex(out: &mut String, bytes: &[u8; 32]) {
+    let mut hex = [0u8; 64];
+    // Cannot fail: the buffer is exactly twice the input's length, and hex
+    // digits are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut hex);
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+}
+
 impl Signer {
     pub(crate) fn new(settings: &Settings) -> Self {
         Self {
@@ -73,24 +86,49 @@ impl Signer {
                 .map(|t| t.expose_secret().to_owned()),
             region: settings.region.clone(),
             day_key: None,
+            second: None,
+            canonical: String::with_capacity(384),
+            string_to_sign: String::with_capacity(192),
         }
     }
 
+    /// The signing key of `day`, derived once per day (with the day's
+    /// credential scope, [`Self::scope`]).
     fn key_for(&mut self, day: &str) -> [u8; 32] {
-        match &self.day_key {
-            Some((d, k)) if d == day => **k,
-            _ => {
-                let mut seed = Zeroizing::new(format!("AWS4{}", self.secret.as_str()));
-                let k_date = Zeroizing::new(hmac(seed.as_bytes(), day.as_bytes()));
-                seed.clear();
-                let k_region = Zeroizing::new(hmac(&*k_date, self.region.as_bytes()));
-                let k_service = Zeroizing::new(hmac(&*k_region, SERVICE.as_bytes()));
-                let key = Zeroizing::new(hmac(&*k_service, b"aws4_request"));
-                let out = *key;
-                self.day_key = Some((day.to_owned(), key));
-                out
-            }
+        if self.day_key.as_ref().is_none_or(|(d, _, _)| d != day) {
+            let mut seed = Zeroizing::new(format!("AWS4{}", self.secret.as_str()));
+            let k_date = Zeroizing::new(hmac(seed.as_bytes(), day.as_bytes()));
+            seed.clear();
+            let k_region = Zeroizing::new(hmac(&*k_date, self.region.as_bytes()));
+            let k_service = Zeroizing::new(hmac(&*k_region, SERVICE.as_bytes()));
+            let key = Zeroizing::new(hmac(&*k_service, b"aws4_request"));
+            let scope = format!("{day}/{}/{SERVICE}/aws4_request", self.region);
+            self.day_key = Some((day.to_owned(), key, scope));
         }
+        self.day_key.as_ref().map_or([0; 32], |(_, key, _)| **key)
+    }
+
+    /// The credential scope of the day last signed for.
+    fn scope(&self) -> &str {
+        self.day_key.as_ref().map_or("", |(_, _, scope)| scope)
+    }
+
+    /// `x-amz-date` of `now` (UTC), formatted once per second.
+    fn amz_date(&mut self, now: OffsetDateTime) -> String {
+        let second = now.unix_timestamp();
+        if self.second.as_ref().is_none_or(|(s, _)| *s != second) {
+            let text = now
+                .to_offset(time::UtcOffset::UTC)
+                .format(format_description!(
+                    "[year][month][day]T[hour][minute][second]Z"
+                ))
+                .unwrap_or_default();
+            self.second = Some((second, text));
+        }
+        self.second
+            .as_ref()
+            .map(|(_, text)| text.clone())
+            .unwrap_or_default()
     }
 
     /// Signs `POST /` to `host` with `target` and a body whose hex SHA-256
@@ -102,41 +140,71 @@ impl Signer {
         target: &str,
         body_hash: &str,
     ) -> Signed {
-        let now = now.to_offset(time::UtcOffset::UTC);
-        let amz_date = now
-            .format(format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))
-            .unwrap_or_default();
-        let day = &amz_date[..8];
+        let amz_date = self.amz_date(now);
+        let day = amz_date.get(..8).unwrap_or_default();
         let token = self.session_token.as_deref();
-        let mut canonical = String::with_capacity(384);
-        let _ = write!(
-            canonical,
-            "POST\n/\n\ncontent-type:{AMZ_JSON}\nhost:{host}\nx-amz-date:{amz_date}\n"
-        );
-        if let Some(t) = token {
-            let _ = writeln!(canonical, "x-amz-security-token:{t}");
-        }
         let signed_headers = if token.is_some() {
             "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
         } else {
             "content-type;host;x-amz-date;x-amz-target"
         };
-        let _ = write!(
-            canonical,
-            "x-amz-target:{target}\n\n{signed_headers}\n{body_hash}"
+        let canonical = &mut self.canonical;
+        canonical.clear();
+        for part in [
+            "POST\n/\n\ncontent-type:",
+            AMZ_JSON,
+            "\nhost:",
+            host,
+            "\nx-amz-date:",
+            &amz_date,
+            "\n",
+        ] {
+            canonical.push_str(part);
+        }
+        if let Some(t) = token {
+            for part in ["x-amz-security-token:", t, "\n"] {
+                canonical.push_str(part);
+            }
+        }
+        for part in [
+            "x-amz-target:",
+            target,
+            "\n\n",
+            signed_headers,
+            "\n",
+            body_hash,
+        ] {
+            canonical.push_str(part);
+        }
+        let canonical_hash: [u8; 32] = Sha256::digest(canonical.as_bytes()).into();
+
+        let mut string_to_sign = std::mem::take(&mut self.string_to_sign);
+        let key = self.key_for(day);
+        let scope = self.scope();
+        string_to_sign.clear();
+        for part in [ALGORITHM, "\n", &amz_date, "\n", scope, "\n"] {
+            string_to_sign.push_str(part);
+        }
+        push_hex(&mut string_to_sign, &canonical_hash);
+        let signature = hmac(&key, string_to_sign.as_bytes());
+
+        let mut authorization = String::with_capacity(
+            ALGORITHM.len() + self.access_key_id.len() + scope.len() + signed_headers.len() + 112,
         );
-        let scope = format!("{day}/{}/{SERVICE}/aws4_request", self.region);
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-            hex::encode(Sha256::digest(canonical.as_bytes()))
-        );
-        let signature = hex::encode(hmac(&self.key_for(day), string_to_sign.as_bytes()));
-        let authorization = format!(
-            "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-            self.access_key_id
-        );
+        for part in [
+            ALGORITHM,
+            " Credential=",
+            &self.access_key_id,
+            "/",
+            scope,
+            ", SignedHeaders=",
+            signed_headers,
+            ", Signature=",
+        ] {
+            authorization.push_str(part);
+        }
+        push_hex(&mut authorization, &signature);
+        self.string_to_sign = string_to_sign;
         Signed {
             amz_date,
             authorization,
