@@ -5,14 +5,13 @@
 
 use super::chain::{self, GENESIS_HASH};
 use super::verify::{Options, Summary, verify};
-use super::writer::{Pending, Writer};
-use super::{AuditError, AuditSettings, Auditor, Durability};
+use super::writer::Writer;
+use super::{AuditSettings, Auditor, Durability};
 use crate::hsm_client::HsmClient;
 use ed25519_dalek::{Signer, SigningKey};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use std::time::Duration;
 
 struct Log {
     lines: Vec<Vec<u8>>,
@@ -340,63 +339,6 @@ fn assert_reported_at(dir: &Path, file: &Path, line: usize, why: &str) {
 fn lengths(path: &Path) -> (usize, usize) {
     let data = std::fs::read(path).expect("read");
     (data.len(), chain::content(&data).len())
-}
-
-/// A submission of `body(i)` and the receiver of its answer.
-fn pending(i: u64) -> (Pending, oneshot::Receiver<Result<(), AuditError>>) {
-    let (done, rx) = oneshot::channel();
-    let p = Pending {
-        bodies: vec![body(i)],
-        submitted: Instant::now(),
-        done,
-    };
-    (p, rx)
-}
-
-#[test]
-fn a_failed_group_sync_fails_its_calls_and_the_chain_goes_on_from_the_last_synced_record() {
-    let (_tmp, dir) = audit_dir();
-    let rt = runtime();
-    let path = log_path(&dir, 1);
-    let mut w = open_writer(&dir, &rt);
-    let (p1, mut rx1) = pending(1);
-    let (p2, mut rx2) = pending(2);
-    w.write_and_settle(vec![p1, p2]);
-    assert!(matches!(rx1.try_recv(), Ok(Ok(()))));
-    assert!(matches!(rx2.try_recv(), Ok(Ok(()))));
-
-    // /dev/null takes the write, and its fdatasync fails (EINVAL).
-    let null = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .expect("/dev/null");
-    let log = w.replace_file(std::sync::Arc::new(null));
-    let (p3, mut rx3) = pending(3);
-    w.write_and_settle(vec![p3]);
-    assert!(matches!(rx3.try_recv(), Ok(Err(AuditError::Io(_)))));
-
-    let _ = w.replace_file(log);
-    let (p4, mut rx4) = pending(4);
-    w.write_and_settle(vec![p4]);
-    assert!(matches!(rx4.try_recv(), Ok(Ok(()))));
-    w.finish();
-
-    let records = records_of(&path);
-    let seen: Vec<(u64, Option<&str>)> = records
-        .iter()
-        .map(|r| {
-            (
-                r["sequence"].as_u64().expect("sequence"),
-                r["eventID"].as_str(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        seen[..3],
-        [(1, Some("e1")), (2, Some("e2")), (3, Some("e4"))],
-        "the failed call's record is not in the log and the next one takes its place"
-    );
-    verify_live(&dir).expect("the chain is whole");
 }
 
 #[test]

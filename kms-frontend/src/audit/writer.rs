@@ -6,14 +6,12 @@
 //!
 //! Group commit: the thread takes the first queued submission (one call's
 //! records), then everything else queued at that moment (up to
-//! [`MAX_BATCH`] submissions), and chains and writes them with one `write`.
-//! With [`Durability::Group`] it hands the batch to the sync stage
-//! (`syncer`, its own thread), which syncs it (one `fdatasync` for every
-//! batch written since the last one) and wakes its waiters, while this
-//! thread goes on to the next batch. A submission's records are always
-//! consecutive lines. [`Durability::Fsync`] syncs each submission on its own,
-//! here; [`Durability::None`] only writes (the page cache survives kill -9 of
-//! this process, not a power loss). The file format is `chain`'s.
+//! [`MAX_BATCH`] submissions), writes them with one `write` and, with
+//! [`Durability::Group`], one `fdatasync`, then wakes every waiter. A
+//! submission's records are always consecutive lines.
+//! [`Durability::Fsync`] syncs each submission on its own;
+//! [`Durability::None`] only writes (the page cache survives kill -9 of this
+//! process, not a power loss). The file format is `chain`'s.
 //!
 //! Prefilling: with `Group` and `Fsync` the current file is kept filled with
 //! written, synced zero bytes ahead of the records ([`PREFILL_CHUNK`] at a
@@ -43,14 +41,11 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use syncer::{Mark, Syncer, Written};
 use tokio::sync::{mpsc, oneshot};
 
 mod prefill;
 mod resume;
-mod syncer;
 
 /// Most submissions written by one `write`.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -75,8 +70,7 @@ pub(crate) struct Writer {
     settings: AuditSettings,
     hsm: HsmClient,
     runtime: tokio::runtime::Handle,
-    /// Shared with `syncer`, which syncs what was written to it.
-    file: Arc<File>,
+    file: File,
     file_number: u64,
     /// The end of the records: where the next line is written.
     file_len: u64,
@@ -95,8 +89,6 @@ pub(crate) struct Writer {
     spare: Option<Spare>,
     /// The highest file number a spare was asked for (0: none).
     asked: u64,
-    /// The sync stage, with [`Durability::Group`].
-    syncer: Option<Syncer>,
 }
 
 /// Syncs the directory `dir`, so a file just created or renamed in it stays.
@@ -163,15 +155,11 @@ impl Writer {
         // The file may have just been created: its name must outlive a crash
         // as the records acknowledged in it will.
         sync_dir(&settings.dir).map_err(AuditError::io)?;
-        let syncer = match settings.durability {
-            Durability::Group => Some(Syncer::start().map_err(AuditError::io)?),
-            Durability::Fsync | Durability::None => None,
-        };
         Ok(Self {
             settings,
             hsm,
             runtime,
-            file: Arc::new(file),
+            file,
             file_number: r.file_number,
             file_len,
             filled: file_len,
@@ -183,7 +171,6 @@ impl Writer {
             filler: None,
             spare: None,
             asked: 0,
-            syncer,
         })
     }
 
@@ -243,26 +230,9 @@ impl Writer {
         }
     }
 
-    /// Writes `batch` and answers every waiter once its records are as
-    /// durable as configured: with `Group` one write here and one sync on
-    /// the sync stage; with `Fsync` a write and a sync here per submission;
-    /// with `None` one write here.
+    /// Writes `batch` (one write and sync per group, or per record with
+    /// `Fsync`) and answers every waiter.
     fn write_batch(&mut self, batch: Vec<Pending>) {
-        if self.syncer.is_some() {
-            let bodies: Vec<&[u8]> = batch
-                .iter()
-                .flat_map(|p| p.bodies.iter().map(Vec::as_slice))
-                .collect();
-            let written = self.write_lines(&bodies);
-            drop(bodies);
-            match written {
-                Ok((start, lines)) => {
-                    let _ = self.queue_sync(start, lines, batch);
-                }
-                Err(e) => syncer::answer(batch, &Err(e)),
-            }
-            return;
-        }
         let group = match self.settings.durability {
             Durability::Fsync => 1,
             Durability::Group | Durability::None => batch.len(),
@@ -275,65 +245,30 @@ impl Writer {
                 .flat_map(|p| p.bodies.iter().map(Vec::as_slice))
                 .collect();
             let result = self.append(&bodies);
-            drop(bodies);
-            syncer::answer(chunk, &result);
-        }
-    }
-
-    /// Hands written lines to the sync stage, which answers `waiters` once
-    /// they are synced. A refusal (an earlier sync failed) answers them
-    /// here, and the file goes back to before the failed batch.
-    fn queue_sync(
-        &mut self,
-        start: Mark,
-        lines: Vec<u8>,
-        waiters: Vec<Pending>,
-    ) -> Result<(), AuditError> {
-        let Some(syncer) = &self.syncer else {
-            return Ok(());
-        };
-        let written = Written {
-            file: Arc::clone(&self.file),
-            start,
-            copy: self.settings.stdout.then_some(lines),
-            waiters,
-        };
-        match syncer.push(written) {
-            Ok(()) => Ok(()),
-            Err((refused, error)) => {
-                syncer::answer(refused, &Err(error.clone()));
-                self.recover();
-                Err(error)
+            let metrics = crate::metrics::global();
+            match &result {
+                Ok(()) => {
+                    let now = Instant::now();
+                    for p in &chunk {
+                        metrics
+                            .audit_written(p.bodies.len() as u64, now.duration_since(p.submitted));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = bodies.len(), "audit write failed");
+                    metrics.audit_failed(bodies.len() as u64);
+                }
+            }
+            for p in chunk {
+                let _ = p.done.send(result.clone());
             }
         }
-    }
-
-    /// After a failed sync: goes back to where its batch started.
-    fn recover(&mut self) {
-        if let Some(start) = self.syncer.as_ref().and_then(Syncer::take_failure) {
-            tracing::error!(
-                sequence = start.sequence + 1,
-                "an audit sync failed; writing again from the first record it held"
-            );
-            self.roll_back(start);
-        }
-    }
-
-    /// Waits for the sync stage to finish what it holds, then recovers from
-    /// a failure it met.
-    fn settle(&mut self) {
-        if let Some(syncer) = &self.syncer {
-            syncer.drain();
-        }
-        self.recover();
     }
 
     /// Writes the final digest and cuts the file back to its records; stops
     /// the filler and deletes a spare not used.
     pub(super) fn finish(&mut self) {
         self.digest("shutdown");
-        self.settle();
-        self.syncer = None;
         if let Err(e) = self.cut_to_records() {
             tracing::error!(error = %e, "cannot cut the audit file back to its records; the next start will");
         }
@@ -343,36 +278,12 @@ impl Writer {
         }
     }
 
-    /// The chain position now.
-    fn mark(&self) -> Mark {
-        Mark {
-            sequence: self.sequence,
-            head: self.head,
-            file_len: self.file_len,
-            since_digest: self.since_digest,
-        }
-    }
-
-    /// Goes back to `start`: its chain position, and the file cut back to
-    /// its records there (the filled space is filled again before the next
-    /// write).
-    fn roll_back(&mut self, start: Mark) {
-        self.sequence = start.sequence;
-        self.head = start.head;
-        self.since_digest = start.since_digest;
-        self.file_len = start.file_len;
-        if let Err(cut) = self.file.set_len(self.file_len) {
-            tracing::error!(error = %cut, "cannot cut a failed audit write back off");
-        }
-        self.filled = self.file_len;
-    }
-
-    /// Chains and writes `bodies` as lines at the end of the records, without
-    /// syncing. Returns the position before them and the lines written; on
-    /// failure the position is kept and the file cut back to its records.
-    fn write_lines(&mut self, bodies: &[&[u8]]) -> Result<(Mark, Vec<u8>), AuditError> {
-        self.recover();
-        let start = self.mark();
+    /// Chains and writes `bodies` as lines at the end of the records,
+    /// syncing as configured. On failure the chain position is kept and the
+    /// file cut back to its records (the filled space is filled again
+    /// before the next write).
+    pub(super) fn append(&mut self, bodies: &[&[u8]]) -> Result<(), AuditError> {
+        let (sequence, head) = (self.sequence, self.head);
         let mut buf = Vec::with_capacity(bodies.iter().map(|b| b.len() + 112).sum());
         for body in bodies {
             self.sequence += 1;
@@ -382,36 +293,34 @@ impl Writer {
             buf.push(b'\n');
         }
         self.make_room(buf.len() as u64);
-        match self.file.write_all_at(&buf, self.file_len) {
+        let written = self.file.write_all_at(&buf, self.file_len).and_then(|()| {
+            match self.settings.durability {
+                Durability::None => Ok(()),
+                Durability::Group | Durability::Fsync => self.file.sync_data(),
+            }
+        });
+        match written {
             Ok(()) => {
                 self.file_len += buf.len() as u64;
                 self.filled = self.filled.max(self.file_len);
                 self.last_write = buf.len() as u64;
                 self.since_digest += bodies.len() as u64;
-                Ok((start, buf))
+                if self.settings.stdout {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf).and_then(|()| out.flush());
+                }
+                Ok(())
             }
             Err(e) => {
-                self.roll_back(start);
+                self.sequence = sequence;
+                self.head = head;
+                if let Err(cut) = self.file.set_len(self.file_len) {
+                    tracing::error!(error = %cut, "cannot cut a failed audit write back off");
+                }
+                self.filled = self.file_len;
                 Err(AuditError::io(e))
             }
         }
-    }
-
-    /// Chains, writes and (unless `None`) syncs `bodies` here, as lines at
-    /// the end of the records. On failure the chain position is kept and
-    /// the file cut back to its records.
-    pub(super) fn append(&mut self, bodies: &[&[u8]]) -> Result<(), AuditError> {
-        let (start, lines) = self.write_lines(bodies)?;
-        if self.settings.durability != Durability::None
-            && let Err(e) = self.file.sync_data()
-        {
-            self.roll_back(start);
-            return Err(AuditError::io(e));
-        }
-        if self.settings.stdout {
-            copy_to_stdout(&lines);
-        }
-        Ok(())
     }
 
     fn call_hsm(&self, request: protocol::Request) -> Option<protocol::Response> {
@@ -477,13 +386,7 @@ impl Writer {
             "signature": signature,
         });
         let body = body.to_string().into_bytes();
-        let written = if self.syncer.is_some() {
-            self.write_lines(&[&body])
-                .and_then(|(start, lines)| self.queue_sync(start, lines, Vec::new()))
-        } else {
-            self.append(&[&body])
-        };
-        match written {
+        match self.append(&[&body]) {
             Ok(()) => self.since_digest = 0,
             Err(e) => tracing::error!(error = %e, "cannot write the audit digest"),
         }
@@ -493,7 +396,6 @@ impl Writer {
     /// (the digest stays its last line) and starts the next one.
     pub(super) fn rotate(&mut self) {
         self.digest("rotation");
-        self.settle();
         if let Err(e) = self.cut_to_records() {
             tracing::error!(error = %e, "cannot cut the full audit file back to its records; writing on in it");
             return;
@@ -511,33 +413,10 @@ impl Writer {
         if let Err(e) = sync_dir(&self.settings.dir) {
             tracing::warn!(error = %e, "cannot sync the audit directory after rotation");
         }
-        self.file = Arc::new(file);
+        self.file = file;
         self.file_number += 1;
         self.file_len = len;
         self.filled = filled;
         tracing::info!(file = %chain::file_name(self.file_number), prefilled = filled > len, "audit log rotated");
-    }
-}
-
-/// Copies written lines to stdout (for a log shipper); a failure there is
-/// not the log's.
-pub(super) fn copy_to_stdout(lines: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(lines).and_then(|()| out.flush());
-}
-
-#[cfg(test)]
-impl Writer {
-    /// Puts `file` in place of the log file (to make its writes or syncs
-    /// fail), returning the log file.
-    pub(super) fn replace_file(&mut self, file: Arc<File>) -> Arc<File> {
-        std::mem::replace(&mut self.file, file)
-    }
-
-    /// Writes `batch` as the running writer does, then waits for the sync
-    /// stage.
-    pub(super) fn write_and_settle(&mut self, batch: Vec<Pending>) {
-        self.write_batch(batch);
-        self.settle();
     }
 }
