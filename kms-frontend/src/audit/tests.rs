@@ -342,6 +342,48 @@ fn lengths(path: &Path) -> (usize, usize) {
 }
 
 #[test]
+fn a_failed_sync_fails_its_records_and_the_chain_goes_on_from_the_last_synced_one() {
+    let (_tmp, dir) = audit_dir();
+    let rt = runtime();
+    let path = log_path(&dir, 1);
+    let mut w = open_writer(&dir, &rt);
+    w.append(&[&body(1), &body(2)]).expect("append");
+
+    // /dev/null takes the write, and its fdatasync fails (EINVAL).
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let log = w.replace_file(null);
+    let failed = w.append(&[&body(3)]);
+    assert!(
+        matches!(failed, Err(super::AuditError::Io(_))),
+        "{failed:?}"
+    );
+
+    let _ = w.replace_file(log);
+    w.append(&[&body(4)]).expect("append");
+    w.finish();
+
+    let records = records_of(&path);
+    let seen: Vec<(u64, Option<&str>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["sequence"].as_u64().expect("sequence"),
+                r["eventID"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen[..3],
+        [(1, Some("e1")), (2, Some("e2")), (3, Some("e4"))],
+        "the failed record is not in the log and the next one takes its place"
+    );
+    verify_live(&dir).expect("the chain is whole");
+}
+
+#[test]
 fn group_commit_writes_into_zero_filled_space_and_shutdown_cuts_it_back() {
     let (_tmp, dir) = audit_dir();
     let rt = runtime();

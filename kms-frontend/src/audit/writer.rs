@@ -420,3 +420,12 @@ impl Writer {
         tracing::info!(file = %chain::file_name(self.file_number), prefilled = filled > len, "audit log rotated");
     }
 }
+
+#[cfg(test)]
+impl Writer {
+    /// Puts `file` in place of the log file (to make its writes or syncs
+    /// fail), returning the log file.
+    pub(super) fn replace_file(&mut self, file: File) -> File {
+        std::mem::replace(&mut self.file, file)
+    }
+}
