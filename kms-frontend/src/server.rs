@@ -186,6 +186,20 @@ struct LogFields {
     operation: Option<String>,
 }
 
+impl LogFields {
+    /// The authenticated caller, also recorded on the request's `span`.
+    fn set_principal(&mut self, span: &tracing::Span, principal: &Arc<Principal>) {
+        span.record("principal", principal.arn.as_str());
+        self.principal = Some(Arc::clone(principal));
+    }
+
+    /// The operation called, also recorded on the request's `span`.
+    fn set_operation(&mut self, span: &tracing::Span, operation: String) {
+        span.record("operation", operation.as_str());
+        self.operation = Some(operation);
+    }
+}
+
 /// What a request's handlers share besides the app.
 struct Ctx<'a> {
     request_id: &'a str,
@@ -385,8 +399,7 @@ async fn kms_request(
             return e.to_reply();
         }
     };
-    ctx.span.record("principal", principal.arn.as_str());
-    log.principal = Some(Arc::clone(&principal));
+    log.set_principal(ctx.span, &principal);
     let raw_target = parts
         .headers
         .get("x-amz-target")
@@ -401,8 +414,7 @@ async fn kms_request(
                 .take(64)
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
                 .collect();
-            ctx.span.record("operation", op.as_str());
-            log.operation = Some(op);
+            log.set_operation(ctx.span, op);
             tokio::time::timeout_at(
                 ctx.deadline,
                 Box::pin(admin::dispatch(
@@ -422,8 +434,7 @@ async fn kms_request(
                 .take(64)
                 .filter(char::is_ascii_alphanumeric)
                 .collect();
-            ctx.span.record("operation", op.as_str());
-            log.operation = Some(op);
+            log.set_operation(ctx.span, op);
             tokio::time::timeout_at(
                 ctx.deadline,
                 Box::pin(aws_json::dispatch(
@@ -499,11 +510,9 @@ async fn rest_request(
             return rest::error(status, e.aws_name(), &e.to_string());
         }
     };
-    ctx.span.record("principal", principal.arn.as_str());
-    log.principal = Some(Arc::clone(&principal));
+    log.set_principal(ctx.span, &principal);
     let route = rest::operation(parts.method.as_str(), parts.uri.path());
-    ctx.span.record("operation", route);
-    log.operation = Some(route.to_owned());
+    log.set_operation(ctx.span, route.to_owned());
     let reply = tokio::time::timeout_at(
         ctx.deadline,
         Box::pin(rest::dispatch(
