@@ -20,9 +20,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use kms_frontend::config::Config;
+use kms_frontend::server;
 use std::io::Write as _;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
@@ -70,11 +70,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
 
-    // As the frontend's `server::serve` configures its connections.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    // Served as the frontend's `server::serve` serves its connections.
+    let builder = Arc::new(server::connection_builder(
+        server::ServerSettings::default().header_read_timeout,
+    ));
     let acceptor = TlsAcceptor::from(tls.config);
     loop {
         let (tcp, _) = listener.accept().await?;

@@ -95,6 +95,24 @@ pub struct App {
     pub settings: ServerSettings,
 }
 
+/// How every connection is served: HTTP/1.1 with keep-alive and a header
+/// read timeout, or HTTP/2 (ALPN) with at most 128 concurrent streams.
+/// Public so the transport-ceiling benchmark serves its connections the
+/// same way.
+pub fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
+    builder
+}
+
 /// Serves `listener` until `shutdown` completes, then stops accepting and
 /// waits (at most `shutdown_grace`) for in-flight requests.
 pub async fn serve(
@@ -107,17 +125,7 @@ pub async fn serve(
     let settings = app.settings.clone();
     let limit = Arc::new(Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(128);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(connection_builder(settings.header_read_timeout));
     tokio::pin!(shutdown);
 
     loop {
