@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod hsm_client;
 pub mod isolation;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod principal;

@@ -13,7 +13,7 @@ use anyhow::Context;
 use clap::Parser;
 use kms_frontend::audit::Auditor;
 use kms_frontend::auth::{Credential, Verifier};
-use kms_frontend::config::{Config, LogFormat};
+use kms_frontend::config::Config;
 use kms_frontend::hsm_client::{HsmClient, HsmClientSettings};
 use kms_frontend::principal::Principal;
 use kms_frontend::server::{self, App, ServerSettings};
@@ -42,7 +42,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    init_logging(config.log_format, config.log_level.as_deref());
+    kms_frontend::logging::init(config.log_format, config.log_level.as_deref());
     match run(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -50,26 +50,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("kms-frontend: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat, level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
     }
 }
 

@@ -13,8 +13,8 @@
 //! path or method gets an AWS-shaped 404 or 405; `GET /metrics` serves the
 //! Prometheus metrics without authentication (aggregate counts only, see
 //! `metrics`). Every response carries `x-amzn-RequestId`, which also names
-//! the request's tracing span (with principal and operation), its audit
-//! record and the daemon's log lines; errors carry `x-amzn-ErrorType`; 5xx
+//! the request in its log lines (with principal and operation, see
+//! `logging`), its audit record and the daemon's log lines; errors carry `x-amzn-ErrorType`; 5xx
 //! bodies are generic. Every authenticated call (KMS, admin, wallet) is
 //! audited before its reply is sent, after the authorization decisions made
 //! for it (collected per request through a task-local
@@ -48,7 +48,6 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
 
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
 const REST_JSON: &str = "application/json";
@@ -195,15 +194,15 @@ struct LogFields {
 }
 
 impl LogFields {
-    /// The authenticated caller, also recorded on the request's `span`.
-    fn set_principal(&mut self, span: &tracing::Span, principal: &Arc<Principal>) {
-        span.record("principal", principal.arn.as_str());
+    /// The authenticated caller, also given to the request's log lines.
+    fn set_principal(&mut self, principal: &Arc<Principal>) {
+        crate::logging::set_principal(principal);
         self.principal = Some(Arc::clone(principal));
     }
 
-    /// The operation called, also recorded on the request's `span`.
-    fn set_operation(&mut self, span: &tracing::Span, operation: String) {
-        span.record("operation", operation.as_str());
+    /// The operation called, also given to the request's log lines.
+    fn set_operation(&mut self, operation: String) {
+        crate::logging::set_operation(&operation);
         self.operation = Some(operation);
     }
 }
@@ -217,9 +216,6 @@ struct Ctx<'a> {
     deadline: tokio::time::Instant,
     /// The authorization decisions made for this request.
     decisions: &'a Collector,
-    /// The request's span, named by the request id; principal and
-    /// operation are recorded into it once known.
-    span: &'a tracing::Span,
 }
 
 /// Handles one request from `peer`; never fails, never panics on bad input.
@@ -236,29 +232,24 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     let target = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let mut log = LogFields::default();
-    let span = tracing::info_span!(
-        "request",
-        request_id,
-        principal = tracing::field::Empty,
-        operation = tracing::field::Empty,
-    );
     let decisions = Arc::new(Collector::default());
     let ctx = Ctx {
         request_id,
         peer,
         deadline: tokio::time::Instant::now() + app.settings.request_timeout,
         decisions: &decisions,
-        span: &span,
     };
     let sink: Arc<dyn DecisionSink> = decisions.clone();
     // Boxed once here: the handlers' future is several KiB, and every
     // wrapper below would otherwise copy it (memmove was 8% of the CPU).
     let routed = Box::pin(route(app, req, &ctx, &mut log));
-    let (reply, content_type) = crate::hsm_client::with_request_id(
-        *uuid.as_bytes(),
-        authz::with_decision_sink(sink, routed),
+    let (reply, content_type) = crate::logging::in_request(
+        uuid,
+        crate::hsm_client::with_request_id(
+            *uuid.as_bytes(),
+            authz::with_decision_sink(sink, routed),
+        ),
     )
-    .instrument(span.clone())
     .await;
     let response = to_response(reply, content_type, request_id);
     if counted {
@@ -275,7 +266,6 @@ pub async fn handle(app: &App, req: Request<Incoming>, peer: SocketAddr) -> Resp
     // Debug, not info: the audit log already holds one record per call, and
     // a line per request on stderr cost 15% of the throughput (BENCHMARKS.md).
     if let Some((method, path)) = target {
-        let _entered = span.enter();
         tracing::debug!(
             request_id,
             method = %method,
@@ -407,7 +397,7 @@ async fn kms_request(
             return e.to_reply();
         }
     };
-    log.set_principal(ctx.span, &principal);
+    log.set_principal(&principal);
     let raw_target = parts
         .headers
         .get("x-amz-target")
@@ -422,7 +412,7 @@ async fn kms_request(
                 .take(64)
                 .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
                 .collect();
-            log.set_operation(ctx.span, op);
+            log.set_operation(op);
             tokio::time::timeout_at(
                 ctx.deadline,
                 Box::pin(admin::dispatch(
@@ -442,7 +432,7 @@ async fn kms_request(
                 .take(64)
                 .filter(char::is_ascii_alphanumeric)
                 .collect();
-            log.set_operation(ctx.span, op);
+            log.set_operation(op);
             tokio::time::timeout_at(
                 ctx.deadline,
                 Box::pin(aws_json::dispatch(
@@ -518,9 +508,9 @@ async fn rest_request(
             return rest::error(status, e.aws_name(), &e.to_string());
         }
     };
-    log.set_principal(ctx.span, &principal);
+    log.set_principal(&principal);
     let route = rest::operation(parts.method.as_str(), parts.uri.path());
-    log.set_operation(ctx.span, route.to_owned());
+    log.set_operation(route.to_owned());
     let reply = tokio::time::timeout_at(
         ctx.deadline,
         Box::pin(rest::dispatch(
