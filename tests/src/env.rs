@@ -54,6 +54,8 @@ pub struct EnvOptions {
     pub scheduler_interval_secs: Option<u64>,
     /// `request_timeout_secs` in the frontend config.
     pub request_timeout_secs: Option<u64>,
+    /// `log_format = "json"` in the frontend config (default: human).
+    pub json_logs: bool,
     /// Give the frontend a `dev_clock_offset_file` (see
     /// [`TestEnv::advance_clock`]).
     pub dev_clock: bool,
@@ -399,6 +401,9 @@ impl TestEnv {
         }
         if let Some(secs) = self.opts.request_timeout_secs {
             toml.push_str(&format!("request_timeout_secs = {secs}\n"));
+        }
+        if self.opts.json_logs {
+            toml.push_str("log_format = \"json\"\n");
         }
         if self.opts.dev_clock {
             toml.push_str(&format!(
