@@ -14,8 +14,8 @@
 //! Prometheus metrics without authentication (aggregate counts only, see
 //! `metrics`). Every response carries `x-amzn-RequestId`, which also names
 //! the request in its log lines (with principal and operation, see
-//! `logging`), its audit record and the daemon's log lines; errors carry `x-amzn-ErrorType`; 5xx
-//! bodies are generic. Every authenticated call (KMS, admin, wallet) is
+//! `logging`), its audit record and the daemon's log lines; errors carry
+//! `x-amzn-ErrorType`; 5xx bodies are generic. Every authenticated call (KMS, admin, wallet) is
 //! audited before its reply is sent, after the authorization decisions made
 //! for it (collected per request through a task-local
 //! `service::authz::DecisionSink`); a call whose records cannot be written
