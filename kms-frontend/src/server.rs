@@ -15,11 +15,11 @@
 //! `metrics`). Every response carries `x-amzn-RequestId`, which also names
 //! the request in its log lines (with principal and operation, see
 //! `logging`), its audit record and the daemon's log lines; errors carry
-//! `x-amzn-ErrorType`; 5xx bodies are generic. Every authenticated call (KMS, admin, wallet) is
-//! audited before its reply is sent, after the authorization decisions made
-//! for it (collected per request through a task-local
-//! `service::authz::DecisionSink`); a call whose records cannot be written
-//! gets a 500 instead of its result (fail closed). The request timeout
+//! `x-amzn-ErrorType`; 5xx bodies are generic. Every authenticated call
+//! (KMS, admin, wallet) is audited before its reply is sent, after the
+//! authorization decisions made for it (collected per request through a
+//! task-local `service::authz::DecisionSink`); a call whose records cannot
+//! be written gets a 500 instead of its result (fail closed). The request timeout
 //! bounds reading, authentication and handling, not the audit write, so a
 //! call that times out is audited once, with the 500 the client gets.
 //! `/metrics` counts `POST /` and the REST routes. One log line per
